@@ -1,0 +1,8 @@
+import type { Migration } from 'kysely';
+import * as m001 from './001-init.js';
+
+// Listed statically rather than read from the directory, so the same list works from TypeScript sources (tests)
+// and from the compiled build (npm start). Add each new migration here under its file name.
+export const migrations: Record<string, Migration> = {
+  '001-init': m001,
+};

@@ -1,0 +1,62 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, SETTINGS, type RawSettings, type SettingName } from '../config.js';
+import { createLogger } from '../logger.js';
+import { startNode } from '../node.js';
+
+export const SERVE_HELP = `agentmesh serve: run a registry node
+
+Options (each also read from the environment variable shown):
+  --host <address>            AGENTMESH_HOST               default 127.0.0.1
+  --port <port>               AGENTMESH_PORT               default 8000
+  --db <file>                 AGENTMESH_DB                 default ./data/agentmesh.db
+  --seeds <url,url,...>       AGENTMESH_SEEDS              peers to pull from; default none
+  --public-url <url>          AGENTMESH_PUBLIC_URL         the URL other nodes reach this one at; default none
+  --sync-interval-ms <ms>     AGENTMESH_SYNC_INTERVAL_MS   default 30000
+  --max-clock-skew-ms <ms>    AGENTMESH_MAX_CLOCK_SKEW_MS  default 300000
+  --log-level <level>         AGENTMESH_LOG_LEVEL          fatal, error, warn, info, debug, trace, silent; default info
+  -h, --help                  show this help
+
+The node is ready when GET /health answers 200. SIGTERM or SIGINT stops it cleanly.`;
+
+export async function serve(args: string[]): Promise<number> {
+  const options = Object.fromEntries(
+    Object.values(SETTINGS).map((s) => [s.flag.slice(2), { type: 'string' as const }]),
+  );
+  const { values } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true });
+  if (values.help) {
+    process.stdout.write(SERVE_HELP + '\n');
+    return 0;
+  }
+  const flags: RawSettings = {};
+  for (const [name, setting] of Object.entries(SETTINGS) as Array<[SettingName, (typeof SETTINGS)[SettingName]]>) {
+    const value = (values as Record<string, unknown>)[setting.flag.slice(2)];
+    if (typeof value === 'string') flags[name] = value;
+  }
+  let config;
+  try {
+    config = loadConfig(flags);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`agentmesh serve: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  const node = await startNode(config, logger);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  logger.info({ signal }, 'stopping');
+  // A second signal while stopping means: stop now. A shutdown that hangs is cut short before 10 s.
+  const forceExit = () => process.exit(1);
+  process.on('SIGINT', forceExit);
+  process.on('SIGTERM', forceExit);
+  setTimeout(() => {
+    logger.error('shutdown took too long: exiting');
+    process.exit(1);
+  }, 9_000).unref();
+  await node.stop();
+  return 0;
+}

@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { normalizePeerUrl } from './federation/peer-url.js';
+
+/** The settings of PROTOCOL.md section 9, each a flag and an environment variable. */
+export const SETTINGS = {
+  host: { flag: '--host', env: 'AGENTMESH_HOST' },
+  port: { flag: '--port', env: 'AGENTMESH_PORT' },
+  db: { flag: '--db', env: 'AGENTMESH_DB' },
+  seeds: { flag: '--seeds', env: 'AGENTMESH_SEEDS' },
+  publicUrl: { flag: '--public-url', env: 'AGENTMESH_PUBLIC_URL' },
+  syncIntervalMs: { flag: '--sync-interval-ms', env: 'AGENTMESH_SYNC_INTERVAL_MS' },
+  maxClockSkewMs: { flag: '--max-clock-skew-ms', env: 'AGENTMESH_MAX_CLOCK_SKEW_MS' },
+  logLevel: { flag: '--log-level', env: 'AGENTMESH_LOG_LEVEL' },
+} as const;
+
+export type SettingName = keyof typeof SETTINGS;
+export type RawSettings = Partial<Record<SettingName, string>>;
+
+const integerText = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be from ${min} to ${max}`);
+
+const peerUrl = z.string().transform((value, ctx) => {
+  const url = normalizePeerUrl(value.trim());
+  if (url === null) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not an http(s) base URL without credentials, query or fragment` });
+    return z.NEVER;
+  }
+  return url;
+});
+
+const configSchema = z.object({
+  host: z.string().min(1, 'must not be empty').default('127.0.0.1'),
+  port: integerText(0, 65535).default(8000),
+  db: z.string().min(1, 'must not be empty').default('./data/agentmesh.db'),
+  seeds: z
+    .string()
+    .transform((list) => list.split(',').map((s) => s.trim()).filter((s) => s !== ''))
+    .pipe(z.array(peerUrl).max(100, 'at most 100 seeds'))
+    .default([]),
+  publicUrl: peerUrl.optional(),
+  syncIntervalMs: integerText(100, 86_400_000).default(30_000),
+  maxClockSkewMs: integerText(0, 86_400_000).default(300_000),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+/** Flags win over the environment, which wins over the defaults. A bad value names the flag that carries it. */
+export function loadConfig(flags: RawSettings, env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: RawSettings = {};
+  for (const name of Object.keys(SETTINGS) as SettingName[]) {
+    const value = flags[name] ?? env[SETTINGS[name].env];
+    if (value !== undefined) raw[name] = value;
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const setting = SETTINGS[issue.path[0] as SettingName];
+  const where = setting ? `${setting.flag} (${setting.env})` : 'configuration';
+  throw new ConfigError(`${where}: ${issue.message}`);
+}

@@ -1,0 +1,118 @@
+import { Agent, request } from 'undici';
+import { z } from 'zod';
+import { PROTOCOL_NAME } from './pull.js';
+
+/** Bounds on one pull (PROTOCOL.md section 7). */
+export interface PullLimits {
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  maxResponseBytes: number;
+}
+
+export const DEFAULT_PULL_LIMITS: PullLimits = {
+  connectTimeoutMs: 5_000,
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 30_000,
+  maxResponseBytes: 32 * 1024 * 1024,
+};
+
+/** A pull that failed: the page is not applied and the peer backs off. */
+export class PullFailure extends Error {
+  override name = 'PullFailure';
+}
+
+const pageSchema = z.object({
+  protocol: z.literal(PROTOCOL_NAME),
+  node_id: z.string().min(1).max(200),
+  agents: z.array(z.unknown()),
+  peers: z.array(z.unknown()),
+  next_since: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  has_more: z.boolean(),
+  timestamp: z.number(),
+});
+
+export type PulledPage = z.infer<typeof pageSchema>;
+
+export interface PullIdentity {
+  nodeId: string;
+  publicUrl: string | undefined;
+}
+
+/** Fetches pull pages from peers over undici, bounded in connect, header and body time and in bytes. */
+export class PeerClient {
+  private readonly dispatcher: Agent;
+
+  constructor(
+    private readonly identity: PullIdentity,
+    private readonly limits: PullLimits = DEFAULT_PULL_LIMITS,
+  ) {
+    this.dispatcher = new Agent({
+      connect: { timeout: limits.connectTimeoutMs },
+      headersTimeout: limits.headersTimeoutMs,
+      bodyTimeout: limits.bodyTimeoutMs,
+      connections: 8,
+    });
+  }
+
+  async fetchPage(peerUrl: string, since: number, limit: number, signal: AbortSignal): Promise<PulledPage> {
+    const url = `${peerUrl}/federation/pull?since=${since}&limit=${limit}`;
+    const headers: Record<string, string> = { accept: 'application/json', 'x-agentmesh-node-id': this.identity.nodeId };
+    if (this.identity.publicUrl) headers['x-agentmesh-node-url'] = this.identity.publicUrl;
+    // The body time-out above is between chunks; this one bounds the whole exchange, so a trickle cannot stall us.
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.limits.headersTimeoutMs + this.limits.bodyTimeoutMs)]);
+    let text: string;
+    try {
+      const response = await request(url, { method: 'GET', headers, dispatcher: this.dispatcher, signal: deadline });
+      if (response.statusCode !== 200) {
+        await response.body.dump({ limit: 64 * 1024 }).catch(() => {});
+        throw new PullFailure(`answered HTTP ${response.statusCode}`);
+      }
+      text = await this.readBounded(response.body);
+    } catch (error) {
+      if (signal.aborted) throw error; // shutting down: not the peer's fault
+      if (error instanceof PullFailure) throw error;
+      throw new PullFailure(describeTransportError(error));
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new PullFailure('the response is not JSON');
+    }
+    const parsed = pageSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new PullFailure(`the response is not a pull page: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? ''}`);
+    }
+    if (parsed.data.agents.length > limit) throw new PullFailure(`the page holds more than the ${limit} cards asked for`);
+    return parsed.data;
+  }
+
+  private async readBounded(body: AsyncIterable<Buffer> & { destroy(error?: Error): unknown }): Promise<string> {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    for await (const chunk of body) {
+      bytes += chunk.length;
+      if (bytes > this.limits.maxResponseBytes) {
+        body.destroy();
+        throw new PullFailure(`the response exceeds ${this.limits.maxResponseBytes} bytes`);
+      }
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks, bytes).toString('utf8');
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.destroy();
+  }
+}
+
+function describeTransportError(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: string }).code;
+    if (error.name === 'TimeoutError') return 'the response did not complete in time';
+    return code ? `${code}: ${error.message}` : error.message;
+  }
+  return String(error);
+}

@@ -1,0 +1,51 @@
+import { Router } from 'express';
+import type { Logger } from 'pino';
+import { DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, servePull } from '../federation/pull.js';
+import { normalizePeerUrl } from '../federation/peer-url.js';
+import type { PeerRow, Store } from '../store/index.js';
+import { decimalParam } from './query.js';
+
+export interface FederationRouterOptions {
+  store: Store;
+  publicUrl: string | undefined;
+  logger: Logger;
+}
+
+function describePeer(row: PeerRow) {
+  return {
+    url: row.url,
+    source: row.source,
+    node_id: row.node_id,
+    high_water: row.high_water,
+    last_success_at: row.last_success_at,
+    failures: row.failures,
+    next_attempt_at: row.next_attempt_at,
+    last_error: row.last_error,
+  };
+}
+
+export function federationRouter({ store, publicUrl, logger }: FederationRouterOptions): Router {
+  const router = Router();
+
+  router.get('/federation/pull', (req, res) => {
+    const since = decimalParam(req, 'since', 0, Number.MAX_SAFE_INTEGER, 0);
+    const limit = decimalParam(req, 'limit', 1, MAX_PULL_LIMIT, DEFAULT_PULL_LIMIT);
+    recordAnnouncedPeer(req.get('x-agentmesh-node-url'));
+    res.status(200).type('application/json').send(servePull(store, { since, limit }, publicUrl));
+  });
+
+  router.get('/federation/peers', async (_req, res) => {
+    res.status(200).json({ peers: (await store.peers.list()).map(describePeer) });
+  });
+
+  /** A node that pulls from us and has a public URL becomes a candidate peer: unverified until it answers us. */
+  function recordAnnouncedPeer(header: string | undefined): void {
+    if (header === undefined) return;
+    const url = normalizePeerUrl(header);
+    if (url === null || url === publicUrl || store.peers.get(url)) return;
+    const added = store.write(() => store.peers.addCandidates([url], 'announced', Date.now()));
+    if (added > 0) logger.info({ url }, 'announced peer recorded as candidate');
+  }
+
+  return router;
+}

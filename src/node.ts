@@ -1,0 +1,77 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { SyncWorker, type SyncOptions } from './federation/sync-worker.js';
+import { createApp } from './http/app.js';
+import { Store } from './store/index.js';
+
+export interface RunningNode {
+  config: Config;
+  store: Store;
+  worker: SyncWorker;
+  server: Server;
+  /** http://host:port as bound (the port is the real one when config.port was 0). */
+  url: string;
+  /** Stops in reverse order of start: listener, sync worker, database. */
+  stop(): Promise<void>;
+}
+
+/** Tuning that is not a setting of PROTOCOL.md section 9: tests and benchmarks pass it. */
+export type SyncTuning = Omit<SyncOptions, 'store' | 'logger' | 'seeds' | 'publicUrl' | 'intervalMs' | 'maxClockSkewMs'>;
+
+/** The composition root: the only place that knows every part. */
+export async function startNode(config: Config, logger: Logger, tuning: SyncTuning = {}): Promise<RunningNode> {
+  const store = await Store.open(config.db);
+  logger.info({ db: config.db, node_id: store.nodeId }, 'database open');
+
+  const app = createApp({
+    store,
+    maxClockSkewMs: config.maxClockSkewMs,
+    publicUrl: config.publicUrl,
+    logger: logger.child({ subsystem: 'http' }),
+  });
+  const server = app.listen(config.port, config.host);
+  try {
+    await once(server, 'listening');
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  // Bounded in time: a client that trickles its request cannot hold a socket for long.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+
+  const worker = new SyncWorker({
+    store,
+    logger: logger.child({ subsystem: 'sync' }),
+    seeds: config.seeds,
+    publicUrl: config.publicUrl,
+    intervalMs: config.syncIntervalMs,
+    maxClockSkewMs: config.maxClockSkewMs,
+    ...tuning,
+  });
+  worker.start();
+  logger.info({ url, node_id: store.nodeId, seeds: config.seeds }, 'node ready');
+
+  let stopped: Promise<void> | null = null;
+  const stop = () =>
+    (stopped ??= (async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // Requests in flight get a moment to finish; then their sockets go, so shutdown stays prompt.
+      const forced = setTimeout(() => server.closeAllConnections(), 2_000);
+      await closed;
+      clearTimeout(forced);
+      await worker.stop();
+      await store.close();
+      logger.info('node stopped');
+    })());
+
+  return { config, store, worker, server, url, stop };
+}

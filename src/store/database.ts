@@ -1,0 +1,45 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect, type MigrationProvider } from 'kysely';
+import { migrations } from '../../migrations/index.js';
+import type { DatabaseSchema } from './tables.js';
+
+export type Sqlite = Database.Database;
+
+export interface OpenedDatabase {
+  /** The raw connection: synchronous write transactions and the hot read paths use it directly. */
+  sqlite: Sqlite;
+  /** The same connection through kysely, for migrations and composed queries. */
+  db: Kysely<DatabaseSchema>;
+}
+
+const staticMigrations: MigrationProvider = { getMigrations: async () => migrations };
+
+/** Opens (creating if need be) the database file, in WAL mode so sqlite3 can read it while the node writes. */
+export async function openDatabase(path: string): Promise<OpenedDatabase> {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  // timeout is SQLite's busy timeout: a second process holding the write lock makes us wait, not fail.
+  const sqlite = new Database(path, { timeout: 10_000 });
+  sqlite.pragma('journal_mode = WAL');
+  // NORMAL in WAL mode survives a process crash (SIGKILL) intact; only an OS crash may lose the last commits.
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  const db = new Kysely<DatabaseSchema>({ dialect: new SqliteDialect({ database: sqlite }) });
+  try {
+    const { error, results } = await new Migrator({ db, provider: staticMigrations }).migrateToLatest();
+    const failed = results?.find((r) => r.status === 'Error');
+    if (error || failed) {
+      throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${String(error)}`);
+    }
+    // The node id is created with the database and never changes: peers use it to notice a recreated database.
+    sqlite
+      .prepare('INSERT OR IGNORE INTO node_meta (singleton, node_id, created_at, last_change_stamp) VALUES (1, ?, ?, 0)')
+      .run(randomUUID(), Date.now());
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  return { sqlite, db };
+}

@@ -1,0 +1,118 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadConfig, type RawSettings } from '../../src/config.js';
+import { generateKeyPair, signCard, type AgentKeyPair, type SignedCard } from '../../src/client/index.js';
+import { startNode, type RunningNode, type SyncTuning } from '../../src/node.js';
+
+export const PROJECT_ROOT = new URL('../..', import.meta.url).pathname;
+
+/** A fresh directory under the OS temp dir, removed by the returned cleanup. */
+export function tempDir(prefix = 'agentmesh-test-'): { path: string; cleanup: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A minimal live card for a new key, signed now (or at updatedAt). */
+export function newAgent(fields: Record<string, unknown> = {}, updatedAt?: string | Date): { keys: AgentKeyPair; card: SignedCard } {
+  const keys = generateKeyPair();
+  const card = signCard({ name: 'Test Agent', version: '1.0.0', endpoint: 'https://agent.example/a2a', ...fields }, keys, { updatedAt });
+  return { keys, card };
+}
+
+export const silentLogger = pino({ level: 'silent' });
+
+/**
+ * A real node in this process on an ephemeral port of 127.0.0.1, with its database in `dir`. The sync interval
+ * defaults to an hour so tests drive rounds themselves (node.worker.runRound()).
+ */
+export async function startTestNode(dir: string, settings: RawSettings = {}, tuning: SyncTuning = {}): Promise<RunningNode> {
+  const config = loadConfig(
+    { host: '127.0.0.1', port: '0', db: join(dir, 'agentmesh.db'), syncIntervalMs: '3600000', logLevel: 'silent', ...settings },
+    {},
+  );
+  return startNode(config, silentLogger, tuning);
+}
+
+export interface NodeProcess {
+  child: ChildProcess;
+  url: string;
+  /** Everything the process wrote on stderr so far. */
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** A node as its own process (`agentmesh serve` through tsx), ready once GET /health answers 200. */
+export async function spawnNode(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<NodeProcess> {
+  const port = args.includes('--port') ? args[args.indexOf('--port') + 1]! : String(await freePort());
+  const fullArgs = args.includes('--port') ? args : [...args, '--port', port];
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli/main.ts'), 'serve', ...fullArgs], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, AGENTMESH_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  child.stdout!.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`node exited before ready: ${stderr}`);
+    try {
+      const res = await fetch(`${url}/health`);
+      if (res.status === 200) return { child, url, stderr: () => stderr, exited };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`node not ready within ${timeoutMs} ms: ${stderr}`);
+}
+
+/** A port that was free a moment ago (for child processes, which must be told their port). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** POSTs JSON and returns status and parsed body. */
+export async function postJson(url: string, body: unknown, method = 'POST'): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+export async function getJson(url: string): Promise<{ status: number; body: any; text: string }> {
+  const res = await fetch(url);
+  const text = await res.text();
+  let body: unknown = null;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = null;
+  }
+  return { status: res.status, body, text };
+}
+
+/** Polls until check returns true, or fails after timeoutMs. */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
