@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { SyncWorker, type SyncOptions } from './federation/sync-worker.js';
+import { VerifierPool } from './federation/verifier-pool.js';
 import { createApp } from './http/app.js';
 import { Store } from './store/index.js';
 
@@ -19,10 +20,13 @@ export interface RunningNode {
 }
 
 /** Tuning that is not a setting of PROTOCOL.md section 9: tests and benchmarks pass it. */
-export type SyncTuning = Omit<SyncOptions, 'store' | 'logger' | 'seeds' | 'publicUrl' | 'intervalMs' | 'maxClockSkewMs'>;
+export type SyncTuning = Omit<SyncOptions, 'store' | 'logger' | 'seeds' | 'publicUrl' | 'intervalMs' | 'maxClockSkewMs'> & {
+  /** false: no background rounds; the caller drives them with worker.runRound() (tests that count what a round did). */
+  backgroundSync?: boolean;
+};
 
 /** The composition root: the only place that knows every part. */
-export async function startNode(config: Config, logger: Logger, tuning: SyncTuning = {}): Promise<RunningNode> {
+export async function startNode(config: Config, logger: Logger, { backgroundSync = true, ...tuning }: SyncTuning = {}): Promise<RunningNode> {
   const store = await Store.open(config.db);
   logger.info({ db: config.db, node_id: store.nodeId }, 'database open');
 
@@ -55,8 +59,11 @@ export async function startNode(config: Config, logger: Logger, tuning: SyncTuni
     intervalMs: config.syncIntervalMs,
     maxClockSkewMs: config.maxClockSkewMs,
     ...tuning,
+    // Verification of pulled pages runs on worker threads, one per core, started on first use; worker.stop()
+    // closes the pool. Callers may pass another verifier (e.g. inlineVerifier) in tuning.
+    verifier: tuning.verifier ?? new VerifierPool(),
   });
-  worker.start();
+  if (backgroundSync) worker.start();
   logger.info({ url, node_id: store.nodeId, seeds: config.seeds }, 'node ready');
 
   let stopped: Promise<void> | null = null;

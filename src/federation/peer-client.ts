@@ -20,6 +20,14 @@ export const DEFAULT_PULL_LIMITS: PullLimits = {
 /** A pull that failed: the page is not applied and the peer backs off. */
 export class PullFailure extends Error {
   override name = 'PullFailure';
+
+  constructor(
+    message: string,
+    /** The connection broke before an answer: worth one retry on a fresh connection. */
+    readonly connectionReset = false,
+  ) {
+    super(message);
+  }
 }
 
 const pageSchema = z.object({
@@ -56,6 +64,16 @@ export class PeerClient {
   }
 
   async fetchPage(peerUrl: string, since: number, limit: number, signal: AbortSignal): Promise<PulledPage> {
+    try {
+      return await this.fetchPageOnce(peerUrl, since, limit, signal);
+    } catch (error) {
+      // A kept-alive connection that the peer closed (it restarted, say) fails on reuse; the GET is safe to repeat.
+      if (signal.aborted || !(error instanceof PullFailure) || !error.connectionReset) throw error;
+      return this.fetchPageOnce(peerUrl, since, limit, signal);
+    }
+  }
+
+  private async fetchPageOnce(peerUrl: string, since: number, limit: number, signal: AbortSignal): Promise<PulledPage> {
     const url = `${peerUrl}/federation/pull?since=${since}&limit=${limit}`;
     const headers: Record<string, string> = { accept: 'application/json', 'x-agentmesh-node-id': this.identity.nodeId };
     if (this.identity.publicUrl) headers['x-agentmesh-node-url'] = this.identity.publicUrl;
@@ -72,7 +90,8 @@ export class PeerClient {
     } catch (error) {
       if (signal.aborted) throw error; // shutting down: not the peer's fault
       if (error instanceof PullFailure) throw error;
-      throw new PullFailure(describeTransportError(error));
+      const code = (error as { code?: unknown }).code;
+      throw new PullFailure(describeTransportError(error), code === 'UND_ERR_SOCKET' || code === 'ECONNRESET');
     }
     let json: unknown;
     try {

@@ -59,6 +59,8 @@ export class SyncWorker {
   private readonly stopping = new AbortController();
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  /** Rounds run one after another, so no peer is ever pulled twice at once (its mark could step back). */
+  private previousRound: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: SyncOptions) {
     this.client = new PeerClient({ nodeId: options.store.nodeId, publicUrl: options.publicUrl }, options.limits ?? DEFAULT_PULL_LIMITS);
@@ -106,8 +108,14 @@ export class SyncWorker {
     await this.verifier.close();
   }
 
-  /** One round: every due peer, at most `concurrency` at a time. */
-  async runRound(signal: AbortSignal = this.stopping.signal): Promise<PeerReport[]> {
+  /** One round: every due peer, at most `concurrency` at a time. Waits for a round already running. */
+  runRound(signal: AbortSignal = this.stopping.signal): Promise<PeerReport[]> {
+    const round = this.previousRound.then(() => this.round(signal));
+    this.previousRound = round.catch(() => {});
+    return round;
+  }
+
+  private async round(signal: AbortSignal): Promise<PeerReport[]> {
     const due = this.options.store.peers.due(Date.now(), 1000);
     const reports: PeerReport[] = [];
     let next = 0;

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { verifyCard } from '../../src/card/index.js';
 import { loadConfig, type RawSettings } from '../../src/config.js';
 import { generateKeyPair, signCard, type AgentKeyPair, type SignedCard } from '../../src/client/index.js';
 import { startNode, type RunningNode, type SyncTuning } from '../../src/node.js';
@@ -25,15 +26,15 @@ export function newAgent(fields: Record<string, unknown> = {}, updatedAt?: strin
 export const silentLogger = pino({ level: 'silent' });
 
 /**
- * A real node in this process on an ephemeral port of 127.0.0.1, with its database in `dir`. The sync interval
- * defaults to an hour so tests drive rounds themselves (node.worker.runRound()).
+ * A real node in this process on an ephemeral port of 127.0.0.1, with its database in `dir`. Unless tuning says
+ * otherwise it runs no background rounds: tests drive them with node.worker.runRound() and count what each did.
  */
 export async function startTestNode(dir: string, settings: RawSettings = {}, tuning: SyncTuning = {}): Promise<RunningNode> {
   const config = loadConfig(
     { host: '127.0.0.1', port: '0', db: join(dir, 'agentmesh.db'), syncIntervalMs: '3600000', logLevel: 'silent', ...settings },
     {},
   );
-  return startNode(config, silentLogger, tuning);
+  return startNode(config, silentLogger, { backgroundSync: false, ...tuning });
 }
 
 export interface NodeProcess {
@@ -115,4 +116,19 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Verifies and stores cards straight into a node's database, as a client's POSTs would, in one transaction. */
+export function storeCards(node: RunningNode, cards: Array<Record<string, unknown>>): void {
+  const { store } = node;
+  const verified = cards.map((card) => verifyCard(card, { nowMs: Date.now(), maxClockSkewMs: node.config.maxClockSkewMs }));
+  store.write(() => {
+    for (const card of verified) store.agents.putWithinTransaction(card, 'client');
+  });
+}
+
+/** id → manifest_signature of every row a node holds, tombstones included: what "the same set" means. */
+export function heldVersions(node: RunningNode): Map<string, string> {
+  const rows = node.store.connection.prepare('SELECT id, signature FROM agents').all() as Array<{ id: string; signature: string }>;
+  return new Map(rows.map((r) => [r.id, r.signature]));
 }

@@ -1,0 +1,191 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { AgentCard, AgentProtocol, RejectionCode, VerifiedCard } from '../card/index.js';
+import type { CardVerifier, VerifiedBatch } from './verifier.js';
+
+/** A VerifiedCard as it crosses from a worker thread: every field but the parsed card object. */
+export type WireVerifiedCard = Omit<VerifiedCard, 'card'>;
+
+export interface VerifyRequest {
+  id: number;
+  cards: unknown[];
+  nowMs: number;
+  maxClockSkewMs: number;
+}
+
+export type VerifyResponse =
+  | { id: number; verified: WireVerifiedCard[]; rejected: Partial<Record<RejectionCode, number>> }
+  | { id: number; error: string };
+
+/**
+ * Structured clone of the zod-parsed card object costs about twice as much as all the other fields together
+ * (measured: see BENCHMARKS.md), and the card is the canonical text parsed again: so the worker leaves
+ * it out and the receiving side rebuilds it from `canonical` only when something reads it.
+ */
+export function toWire(card: VerifiedCard): WireVerifiedCard {
+  const { card: _parsed, ...fields } = card;
+  return fields;
+}
+
+/** A verified card received from a worker: `card` is parsed from the canonical text on first use. */
+class PooledVerifiedCard implements VerifiedCard {
+  canonical!: string;
+  id!: string;
+  updatedAt!: string;
+  updatedAtMs!: number;
+  signature!: string;
+  deleted!: boolean;
+  name!: string | null;
+  version!: string | null;
+  endpoint!: string | null;
+  protocol!: AgentProtocol;
+  description!: string | null;
+  skillNames!: string[];
+  tags!: string[];
+  #card: AgentCard | undefined;
+
+  constructor(fields: WireVerifiedCard) {
+    Object.assign(this, fields);
+  }
+
+  /** The canonical text is the verified card, members sorted: parsing it gives back the same JSON value. */
+  get card(): AgentCard {
+    return (this.#card ??= JSON.parse(this.canonical) as AgentCard);
+  }
+}
+
+export interface VerifierPoolOptions {
+  /** Worker threads; defaults to os.availableParallelism(). */
+  size?: number;
+  /** A page is split into at most `size` chunks of at least this many cards. */
+  minChunk?: number;
+}
+
+interface Task {
+  request: VerifyRequest;
+  resolve: (response: VerifyResponse) => void;
+  reject: (error: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  task: Task | null;
+}
+
+/**
+ * The worker thread beside this module: verifier-worker.js once compiled. Under tsx (tests, benchmarks from
+ * sources) the module is .ts, and a worker's entry point does not pass through the --import hooks on Node 20, so a
+ * one-line bootstrap loads it through tsx's API instead.
+ */
+function startWorker(): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./verifier-worker.js', import.meta.url));
+  const api = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./verifier-worker.ts', import.meta.url).href;
+  const bootstrap = `import(${JSON.stringify(api)}).then((tsx) => tsx.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(import.meta.url)}))`;
+  return new Worker(bootstrap, { eval: true });
+}
+
+/**
+ * A CardVerifier that runs verifyBatch on worker threads, so the verification of a pulled page (the CPU-heavy
+ * part of a sync: Ed25519 and the schema) leaves the event loop free and uses every core. Threads start on first
+ * use; a thread holds the process open only while it has work. close() ends them.
+ */
+export class VerifierPool implements CardVerifier {
+  private readonly size: number;
+  private readonly minChunk: number;
+  private readonly slots: Slot[] = [];
+  private readonly queue: Task[] = [];
+  private nextId = 0;
+  private closed = false;
+
+  constructor(options: VerifierPoolOptions = {}) {
+    this.size = Math.max(1, Math.floor(options.size ?? availableParallelism()));
+    this.minChunk = Math.max(1, options.minChunk ?? 64);
+  }
+
+  get threads(): number {
+    return this.size;
+  }
+
+  async verify(cards: unknown[], nowMs: number, maxClockSkewMs: number): Promise<VerifiedBatch> {
+    if (this.closed) throw new Error('the verifier pool is closed');
+    if (cards.length === 0) return { verified: [], rejected: {} };
+    const chunks = Math.max(1, Math.min(this.size, Math.floor(cards.length / this.minChunk)));
+    const per = Math.ceil(cards.length / chunks);
+    const parts: Array<Promise<VerifyResponse>> = [];
+    for (let start = 0; start < cards.length; start += per) {
+      parts.push(this.submit({ id: this.nextId++, cards: cards.slice(start, start + per), nowMs, maxClockSkewMs }));
+    }
+    const responses = await Promise.all(parts);
+    const verified: VerifiedCard[] = [];
+    const rejected: Partial<Record<RejectionCode, number>> = {};
+    for (const response of responses) {
+      if ('error' in response) throw new Error(`card verification failed in a worker thread: ${response.error}`);
+      for (const fields of response.verified) verified.push(new PooledVerifiedCard(fields));
+      for (const [code, n] of Object.entries(response.rejected) as Array<[RejectionCode, number]>) {
+        rejected[code] = (rejected[code] ?? 0) + n;
+      }
+    }
+    return { verified, rejected };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const error = new Error('the verifier pool closed');
+    for (const task of this.queue.splice(0)) task.reject(error);
+    const slots = this.slots.splice(0);
+    for (const slot of slots) {
+      slot.task?.reject(error);
+      slot.task = null;
+    }
+    await Promise.all(slots.map((slot) => slot.worker.terminate()));
+  }
+
+  private submit(request: VerifyRequest): Promise<VerifyResponse> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ request, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0 && !this.closed) {
+      let slot = this.slots.find((s) => s.task === null);
+      if (!slot && this.slots.length < this.size) slot = this.spawn();
+      if (!slot) return;
+      const task = this.queue.shift()!;
+      slot.task = task;
+      slot.worker.ref();
+      slot.worker.postMessage(task.request);
+    }
+  }
+
+  private spawn(): Slot {
+    const worker = startWorker();
+    const slot: Slot = { worker, task: null };
+    worker.unref();
+    worker.on('message', (response: VerifyResponse) => {
+      const task = slot.task;
+      slot.task = null;
+      worker.unref();
+      task?.resolve(response);
+      this.dispatch();
+    });
+    const fail = (error: Error) => {
+      // A thread that died takes its chunk with it: that pull fails, and the next task gets a fresh thread.
+      const index = this.slots.indexOf(slot);
+      if (index >= 0) this.slots.splice(index, 1);
+      const task = slot.task;
+      slot.task = null;
+      task?.reject(error);
+      this.dispatch();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => {
+      if (!this.closed) fail(new Error(`a verifier thread exited with code ${code}`));
+    });
+    this.slots.push(slot);
+    return slot;
+  }
+}
