@@ -1,0 +1,69 @@
+import { parseArgs } from 'node:util';
+import { PROTOCOLS, type AgentProtocol } from '../card/index.js';
+import type { SearchPage } from '../client/index.js';
+import { DEFAULT_NODE_URL, printJson, resolveNodeUrl, UsageError, withClient } from './common.js';
+
+export const SEARCH_HELP = `agentmesh search: find live agents on a node
+
+Usage: agentmesh search [<query>...] [--node <url>] [options]
+
+<query> is full text: every word must occur in an agent's name, description, skills or tags (case-insensitive).
+Prints one agent a line (id, name, version, endpoint), then the cursor of the next page if there is one.
+
+Options:
+  -n, --node <url>         the node's base URL; default $AGENTMESH_NODE, else ${DEFAULT_NODE_URL}
+  --skill <name>           only agents with this exact skill name
+  --tag <tag>              only agents with this exact tag (case-sensitive)
+  --protocol <protocol>    only agents speaking ${PROTOCOLS.join(', ')}
+  --limit <n>              at most n agents (1 to 500; the node's default is 50)
+  --cursor <cursor>        the next page, as printed by the previous one
+  --json                   print the node's page as JSON: {"agents": [...], "next_cursor": ...}
+  -h, --help               show this help`;
+
+export async function search(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      node: { type: 'string', short: 'n' },
+      skill: { type: 'string' },
+      tag: { type: 'string' },
+      protocol: { type: 'string' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(SEARCH_HELP + '\n');
+    return 0;
+  }
+  const protocol = values.protocol;
+  if (protocol !== undefined && !(PROTOCOLS as readonly string[]).includes(protocol)) {
+    throw new UsageError(`--protocol must be one of ${PROTOCOLS.join(', ')}`);
+  }
+  let limit: number | undefined;
+  if (values.limit !== undefined) {
+    if (!/^\d+$/.test(values.limit) || Number(values.limit) < 1 || Number(values.limit) > 500) {
+      throw new UsageError('--limit must be a whole number from 1 to 500');
+    }
+    limit = Number(values.limit);
+  }
+  const q = positionals.length > 0 ? positionals.join(' ') : undefined;
+  const page = await withClient(resolveNodeUrl(values.node), (client) =>
+    client.search({ q, skill: values.skill, tag: values.tag, protocol: protocol as AgentProtocol | undefined, limit, cursor: values.cursor }),
+  );
+  if (values.json) printJson(page);
+  else printLines(page);
+  return 0;
+}
+
+function printLines(page: SearchPage): void {
+  if (page.agents.length === 0) process.stdout.write('no agents found\n');
+  for (const card of page.agents) {
+    process.stdout.write(`${card.id}  ${card.name ?? ''} ${card.version ?? ''}  ${card.endpoint ?? ''}\n`);
+  }
+  if (page.next_cursor !== null) process.stdout.write(`more: --cursor ${page.next_cursor}\n`);
+}
