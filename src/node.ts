@@ -1,11 +1,12 @@
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { SyncWorker, type SyncOptions } from './federation/sync-worker.js';
 import { VerifierPool } from './federation/verifier-pool.js';
 import { createApp } from './http/app.js';
+import { errorBody } from './http/errors.js';
 import { Store } from './store/index.js';
 
 export interface RunningNode {
@@ -47,6 +48,21 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
+  // Requests node's HTTP parser refuses before express sees them (a head over 16 KiB, bytes that are not HTTP)
+  // still get the error body of PROTOCOL.md section 8.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || (error as { bytesParsed?: number }).bytesParsed === undefined) {
+      socket.destroy();
+      return;
+    }
+    const [status, code] =
+      error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'headers_too_large'] : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'timeout'] : [400, 'bad_request'];
+    const body = errorBody(code, 'the request could not be read as HTTP');
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
@@ -59,8 +75,8 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
     intervalMs: config.syncIntervalMs,
     maxClockSkewMs: config.maxClockSkewMs,
     ...tuning,
-    // Verification of pulled pages runs on worker threads, one per core, started on first use; worker.stop()
-    // closes the pool. Callers may pass another verifier (e.g. inlineVerifier) in tuning.
+    // Verification of pulled pages runs on worker threads (one per core but the event loop's), started on first
+    // use; worker.stop() closes the pool. Callers may pass another verifier (e.g. inlineVerifier) in tuning.
     verifier: tuning.verifier ?? new VerifierPool(),
   });
   if (backgroundSync) worker.start();

@@ -19,7 +19,8 @@ function describePeer(row: PeerRow) {
     high_water: row.high_water,
     last_success_at: row.last_success_at,
     failures: row.failures,
-    next_attempt_at: row.next_attempt_at,
+    // 0 in the table means "due at once, never scheduled": null, as the protocol gives times that never were.
+    next_attempt_at: row.next_attempt_at === 0 ? null : row.next_attempt_at,
     last_error: row.last_error,
   };
 }

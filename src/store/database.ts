@@ -28,7 +28,10 @@ export async function openDatabase(path: string): Promise<OpenedDatabase> {
   sqlite.pragma('foreign_keys = ON');
   const db = new Kysely<DatabaseSchema>({ dialect: new SqliteDialect({ database: sqlite }) });
   try {
-    const { error, results } = await new Migrator({ db, provider: staticMigrations }).migrateToLatest();
+    // Two processes opening a new file at once must not both migrate it (kysely's SQLite migration lock is per
+    // connection): the write lock, taken first and waited for, serialises them, and the second finds the work done.
+    sqlite.exec('BEGIN IMMEDIATE');
+    const { error, results } = await new Migrator({ db, provider: staticMigrations, disableTransactions: true }).migrateToLatest();
     const failed = results?.find((r) => r.status === 'Error');
     if (error || failed) {
       throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${String(error)}`);
@@ -37,7 +40,9 @@ export async function openDatabase(path: string): Promise<OpenedDatabase> {
     sqlite
       .prepare('INSERT OR IGNORE INTO node_meta (singleton, node_id, created_at, last_change_stamp) VALUES (1, ?, ?, 0)')
       .run(randomUUID(), Date.now());
+    sqlite.exec('COMMIT');
   } catch (error) {
+    if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
     await db.destroy();
     throw error;
   }

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { pino } from 'pino';
 import { verifyCard } from '../../src/card/index.js';
 import { loadConfig, type RawSettings } from '../../src/config.js';
@@ -131,4 +132,27 @@ export function storeCards(node: RunningNode, cards: Array<Record<string, unknow
 export function heldVersions(node: RunningNode): Map<string, string> {
   const rows = node.store.connection.prepare('SELECT id, signature FROM agents').all() as Array<{ id: string; signature: string }>;
   return new Map(rows.map((r) => [r.id, r.signature]));
+}
+
+/**
+ * A node shared by the tests of one file: started before them on a fresh database, stopped after them.
+ * Read it as suite.node inside tests.
+ */
+export function nodeForSuite(settings: RawSettings = {}): { readonly node: RunningNode } {
+  let node: RunningNode | undefined;
+  let dir: ReturnType<typeof tempDir> | undefined;
+  before(async () => {
+    dir = tempDir();
+    node = await startTestNode(dir.path, settings);
+  });
+  after(async () => {
+    await node?.stop();
+    dir?.cleanup();
+  });
+  return {
+    get node(): RunningNode {
+      if (!node) throw new Error('the suite node is used before the suite started');
+      return node;
+    },
+  };
 }
