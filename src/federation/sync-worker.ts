@@ -5,7 +5,7 @@ import type { PeerRow, Store } from '../store/index.js';
 import { DEFAULT_PULL_LIMITS, PeerClient, PullFailure, type PulledPage, type PullLimits } from './peer-client.js';
 import { normalizePeerUrl } from './peer-url.js';
 import { MAX_PEERS_PER_PAGE, MAX_PULL_LIMIT } from './pull.js';
-import { inlineVerifier, type CardVerifier } from './verifier.js';
+import { inlineVerifier, type CardVerifier, type VerifiedBatch } from './verifier.js';
 
 export interface SyncOptions {
   store: Store;
@@ -38,6 +38,11 @@ export interface PeerReport {
   highWater: number;
   durationMs: number;
   error?: string;
+}
+
+interface FetchedAhead {
+  page: PulledPage;
+  verified: Promise<VerifiedBatch>;
 }
 
 function addCounts(into: Partial<Record<RejectionCode, number>>, from: Partial<Record<RejectionCode, number>>): void {
@@ -168,8 +173,17 @@ export class SyncWorker {
     const { store } = this.options;
     let since = peer.high_water;
     let knownNodeId = peer.node_id;
+    // The next page, fetched (and handed to the verifier) while this one is verified and applied: see fetchAhead.
+    let ahead: Promise<FetchedAhead> | null = null;
     while (report.pages < this.maxPagesPerRound) {
-      const page = await this.client.fetchPage(peer.url, since, this.pageLimit, signal);
+      let page: PulledPage;
+      let verified: Promise<VerifiedBatch> | null = null;
+      if (ahead) {
+        ({ page, verified } = await ahead);
+        ahead = null;
+      } else {
+        page = await this.client.fetchPage(peer.url, since, this.pageLimit, signal);
+      }
       if (page.node_id === store.nodeId) {
         if (peer.source !== 'seed') store.write(() => store.peers.remove(peer.url));
         throw new PullFailure('this peer is this node itself');
@@ -187,7 +201,12 @@ export class SyncWorker {
       if (page.next_since < since) throw new PullFailure(`next_since ${page.next_since} is behind since ${since}`);
       if (page.has_more && page.agents.length === 0) throw new PullFailure('has_more with an empty page');
 
-      const batch = await this.verifier.verify(page.agents, Date.now(), this.options.maxClockSkewMs);
+      if (page.has_more && report.pages + 1 < this.maxPagesPerRound) {
+        ahead = this.fetchAhead(peer.url, page.next_since, signal);
+        // Its failure surfaces when it is awaited; if this page fails first, it is dropped unapplied.
+        ahead.catch(() => {});
+      }
+      const batch = await (verified ?? this.verifier.verify(page.agents, Date.now(), this.options.maxClockSkewMs));
       if (signal.aborted) throw signal.reason;
       const learned = this.peerCandidates(page, peer.url);
       const counts = store.write(() => {
@@ -209,6 +228,19 @@ export class SyncWorker {
       report.highWater = since = page.next_since;
       if (!page.has_more) break;
     }
+  }
+
+  /**
+   * Fetches the next page while the current one is verified and applied, and hands it to the verifier as soon as it
+   * arrives: with the worker pool, its verification then runs while the event loop writes the current page, and the
+   * peer serves it meanwhile. At most one page is ahead. Nothing of it is applied before the loop has checked it like
+   * any page, and a pull that fails drops it.
+   */
+  private async fetchAhead(url: string, since: number, signal: AbortSignal): Promise<FetchedAhead> {
+    const page = await this.client.fetchPage(url, since, this.pageLimit, signal);
+    const verified = this.verifier.verify(page.agents, Date.now(), this.options.maxClockSkewMs);
+    verified.catch(() => {}); // awaited by the loop, or dropped with the page
+    return { page, verified };
   }
 
   /** The first 100 entries of a page's peer list that pass the URL policy, less ourselves and the peer itself. */

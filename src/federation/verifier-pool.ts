@@ -18,9 +18,9 @@ export type VerifyResponse =
   | { id: number; error: string };
 
 /**
- * Structured clone of the zod-parsed card object costs about twice as much as all the other fields together
- * (measured: see BENCHMARKS.md), and the card is the canonical text parsed again: so the worker leaves
- * it out and the receiving side rebuilds it from `canonical` only when something reads it.
+ * Structured clone of a verified card costs 2.5 times as much with the zod-parsed card object as without it
+ * (measured: 29.5 against 11.7 µs; see BENCHMARKS.md), and that object is the canonical text parsed again: so the
+ * worker leaves it out and the receiving side rebuilds it from `canonical` only when something reads it.
  */
 export function toWire(card: VerifiedCard): WireVerifiedCard {
   const { card: _parsed, ...fields } = card;
@@ -54,8 +54,17 @@ class PooledVerifiedCard implements VerifiedCard {
   }
 }
 
+/**
+ * One thread per core but one: the event loop keeps a core for what stays on it during a sync (fetching, parsing,
+ * and the page writes, which overlap the verification of the next page). On 2 cores a second verifier thread
+ * only competes with the writes, and adds its heap (about 50 MB) to the node's resident set.
+ */
+export function defaultPoolSize(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
+
 export interface VerifierPoolOptions {
-  /** Worker threads; defaults to os.availableParallelism(). */
+  /** Worker threads; defaults to defaultPoolSize(): os.availableParallelism() - 1, at least 1. */
   size?: number;
   /** A page is split into at most `size` chunks of at least this many cards. */
   minChunk?: number;
@@ -99,7 +108,7 @@ export class VerifierPool implements CardVerifier {
   private closed = false;
 
   constructor(options: VerifierPoolOptions = {}) {
-    this.size = Math.max(1, Math.floor(options.size ?? availableParallelism()));
+    this.size = Math.max(1, Math.floor(options.size ?? defaultPoolSize()));
     this.minChunk = Math.max(1, options.minChunk ?? 64);
   }
 

@@ -46,21 +46,22 @@ function queryWords(q: string | undefined): string[] {
 
 export function agentsRouter({ store, maxClockSkewMs }: AgentsRouterOptions): Router {
   const router = Router();
-  // Parse and verify before any transaction; the write itself is short and synchronous.
+  // Parse and verify before any transaction; the write itself is short and synchronous, and concurrent requests
+  // share a commit (Store.writeSoon): each is answered once its write committed.
   const verify = (body: unknown) => verifyCard(body, { nowMs: Date.now(), maxClockSkewMs });
 
-  router.post('/agents', readJsonBody, (req, res) => {
+  router.post('/agents', readJsonBody, async (req, res) => {
     const card = verify(req.body);
-    answerPut(res, card.id, store.write(() => store.agents.putWithinTransaction(card, 'client')));
+    answerPut(res, card.id, await store.writeSoon(() => store.agents.putWithinTransaction(card, 'client')));
   });
 
-  router.delete('/agents/:id', readJsonBody, (req, res) => {
+  router.delete('/agents/:id', readJsonBody, async (req, res) => {
     const body: unknown = req.body;
     const fields = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
     if (fields.deleted !== true) throw new ApiError(400, 'invalid_card', 'the body must be a tombstone (deleted: true)');
     if (fields.id !== req.params.id) throw new ApiError(400, 'invalid_card', 'the tombstone is for another id');
     const card = verify(body);
-    answerPut(res, card.id, store.write(() => store.agents.putWithinTransaction(card, 'client')));
+    answerPut(res, card.id, await store.writeSoon(() => store.agents.putWithinTransaction(card, 'client')));
   });
 
   router.get('/agents/:id', (req, res) => {

@@ -35,6 +35,45 @@ export class Store {
     return this.sqlite.transaction(fn).immediate();
   }
 
+  /**
+   * Group commit: runs fn in a write transaction shared with the writes queued during the same turn of the event
+   * loop, and settles once that transaction committed. A commit costs more than a card's whole write (measured:
+   * BENCHMARKS.md, registration), so concurrent requests share one. The writes run in the order queued. When one
+   * throws, the shared transaction rolls back whole and each write runs again in a transaction of its own, so a
+   * failure stays the failing write's: fn must be a pure database write, safe to run again after a rollback.
+   */
+  writeSoon<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queued.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      if (this.queued.length === 1) setImmediate(() => this.commitQueued());
+    });
+  }
+
+  private readonly queued: Array<{ fn: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
+
+  private commitQueued(): void {
+    const batch = this.queued.splice(0);
+    let values: unknown[];
+    try {
+      values = this.write(() => batch.map(({ fn }) => fn()));
+    } catch (error) {
+      if (batch.length === 1) {
+        batch[0]!.reject(error);
+        return;
+      }
+      // (A savepoint per write would isolate them too, but costs about as much as the write itself.)
+      for (const write of batch) {
+        try {
+          write.resolve(this.write(write.fn));
+        } catch (own) {
+          write.reject(own);
+        }
+      }
+      return;
+    }
+    batch.forEach((write, i) => write.resolve(values[i]));
+  }
+
   /** The raw connection, for read-only inspection in tests and benchmarks. */
   get connection(): Sqlite {
     return this.sqlite;
