@@ -1,3 +1,4 @@
+import type Database from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import { AgentRepository } from './agents.js';
 import { ChangeClock } from './clock.js';
@@ -10,15 +11,29 @@ export class Store {
   readonly agents: AgentRepository;
   readonly peers: PeerRepository;
   readonly nodeId: string;
+  private readonly clock: ChangeClock;
+  /** One transaction function, made once: the clock reads its maximum at the start and stores it at the end. */
+  private readonly writeTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
 
   private constructor(
     private readonly sqlite: Sqlite,
     private readonly db: Kysely<DatabaseSchema>,
     now: () => number,
   ) {
-    const clock = new ChangeClock(sqlite, now);
+    const clock = (this.clock = new ChangeClock(sqlite, now));
     this.agents = new AgentRepository(sqlite, db, clock, now);
     this.peers = new PeerRepository(sqlite, db, clock);
+    this.writeTransaction = sqlite.transaction((fn: () => unknown) => {
+      clock.begin();
+      try {
+        const result = fn();
+        clock.finish();
+        return result;
+      } catch (error) {
+        clock.abandon();
+        throw error;
+      }
+    });
     this.nodeId = (sqlite.prepare('SELECT node_id FROM node_meta').get() as { node_id: string }).node_id;
   }
 
@@ -32,8 +47,12 @@ export class Store {
    * given in commit order even with several processes on the file. fn is synchronous: nothing can interleave.
    */
   write<T>(fn: () => T): T {
-    return this.sqlite.transaction(fn).immediate();
+    // Inside a write already (a nested call): a savepoint of it, on the same clock.
+    if (this.clock.active) return this.sqlite.transaction(fn)();
+    return this.writeTransaction.immediate(fn) as T;
   }
+
+
 
   /**
    * Group commit: runs fn in a write transaction shared with the writes queued during the same turn of the event
