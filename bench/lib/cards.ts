@@ -1,6 +1,6 @@
 // Deterministic card contents for generated registries, and the fast node:crypto signer the generator uses.
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { canonicalize, signingPayload, timestampToMs, type AgentCard, type VerifiedCard } from '../../src/card/index.js';
+import { canonicalize, describeVerified, signingPayload, type AgentCard, type VerifiedCard } from '../../src/card/index.js';
 
 const TOPICS = [
   'weather', 'finance', 'travel', 'code', 'search', 'translation', 'legal', 'medical', 'music', 'sports', 'news',
@@ -56,21 +56,5 @@ export function generateAgent(i: number): GeneratedAgent {
 
 /** What verifyCard returns for a generated card, built without verifying (the generator checks a sample). */
 export function verifiedFromGenerated(card: GeneratedAgent['card']): VerifiedCard {
-  const c = card as unknown as AgentCard;
-  return {
-    card: c,
-    canonical: canonicalize(card),
-    id: c.id,
-    updatedAt: c.updated_at,
-    updatedAtMs: timestampToMs(c.updated_at)!,
-    signature: c.manifest_signature,
-    deleted: false,
-    name: c.name ?? null,
-    version: c.version ?? null,
-    endpoint: c.endpoint ?? null,
-    protocol: c.protocol ?? 'a2a',
-    description: c.description ?? null,
-    skillNames: (c.skills ?? []).map((s) => s.name),
-    tags: c.tags ?? [],
-  };
+  return describeVerified(card as unknown as AgentCard, canonicalize(card));
 }

@@ -6,6 +6,7 @@ export { verifyEd25519, SIGNATURE_PREFIX } from './signature.js';
 export { timestampToMs, msToTimestamp } from './timestamp.js';
 export {
   verifyCard,
+  describeVerified,
   signingPayload,
   CardRejection,
   MAX_CARD_BYTES,

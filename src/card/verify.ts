@@ -87,13 +87,21 @@ export function verifyCard(input: unknown, options: VerifyOptions): VerifiedCard
     throw new CardRejection('invalid_signature', 'manifest_signature does not verify against public_key');
   }
 
+  return describeVerified(card, canonical, updatedAtMs);
+}
+
+/**
+ * The values the store indexes, read off a card that passed verification. Only for cards verifyCard accepted (the
+ * benchmark generator, which signs its own cards and checks a sample, is the one other caller).
+ */
+export function describeVerified(card: AgentCard, canonical: string, updatedAtMs = timestampToMs(card.updated_at)!): VerifiedCard {
   return {
     card,
     canonical,
     id: card.id,
     updatedAt: card.updated_at,
     updatedAtMs,
-    signature,
+    signature: card.manifest_signature,
     deleted: card.deleted === true,
     name: card.name ?? null,
     version: card.version ?? null,
