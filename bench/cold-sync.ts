@@ -56,6 +56,7 @@ export async function run({ quick }: BenchOptions): Promise<BenchResult> {
       'ratio inline / limit': inline / limit,
       'ratio pool / limit': pool / limit,
       'follower peak RSS MiB (max of runs)': rss,
+      [`follower over HTTP at N=${small}, worker pool, agents/s`]: smallPool.rate,
       [`follower peak RSS MiB at N=${small} (pool)`]: smallPool.peakRssMiB,
       'pipeline process peak RSS MiB (holds all pages)': Math.max(...runs.pipeline.map((x) => x.peakRssMiB)),
     },
