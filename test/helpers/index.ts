@@ -77,18 +77,9 @@ export async function spawnNode(args: string[], env: NodeJS.ProcessEnv = {}, tim
   throw new Error(`node not ready within ${timeoutMs} ms: ${stderr}`);
 }
 
-/** A port that was free a moment ago (for child processes, which must be told their port). */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+// A port that was free a moment ago (for child processes, which must be told their port): the benchmarks' own.
+export { freePort } from '../../bench/lib/common.js';
+import { freePort } from '../../bench/lib/common.js';
 
 /** POSTs JSON and returns status and parsed body. */
 export async function postJson(url: string, body: unknown, method = 'POST'): Promise<{ status: number; body: any }> {
