@@ -29,6 +29,7 @@ export type SyncTuning = Omit<SyncOptions, 'store' | 'logger' | 'seeds' | 'publi
 /** The composition root: the only place that knows every part. */
 export async function startNode(config: Config, logger: Logger, { backgroundSync = true, ...tuning }: SyncTuning = {}): Promise<RunningNode> {
   const store = await Store.open(config.db);
+  store.checkpointInBackground();
   logger.info({ db: config.db, node_id: store.nodeId }, 'database open');
 
   const app = createApp({

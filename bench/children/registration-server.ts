@@ -14,6 +14,7 @@ import { Store } from '../../src/store/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'agentmesh-bench-'));
 const store = await Store.open(join(dir, 'registration.db'));
+store.checkpointInBackground(); // as startNode does
 const app = createApp({ store, maxClockSkewMs: 300_000, publicUrl: undefined, logger: pino({ level: 'silent' }) });
 const outer = express();
 outer.disable('x-powered-by');

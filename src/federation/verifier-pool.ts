@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { AgentCard, AgentProtocol, RejectionCode, VerifiedCard } from '../card/index.js';
 import type { CardVerifier, VerifiedBatch } from './verifier.js';
+import { startModuleWorker } from '../worker-thread.js';
 
 /** A VerifiedCard as it crosses from a worker thread: every field but the parsed card object. */
 export type WireVerifiedCard = Omit<VerifiedCard, 'card'>;
@@ -82,19 +83,6 @@ interface Slot {
 }
 
 /**
- * The worker thread beside this module: verifier-worker.js once compiled. Under tsx (tests, benchmarks from
- * sources) the module is .ts, and a worker's entry point does not pass through the --import hooks on Node 20, so a
- * one-line bootstrap loads it through tsx's API instead.
- */
-function startWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./verifier-worker.js', import.meta.url));
-  const api = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./verifier-worker.ts', import.meta.url).href;
-  const bootstrap = `import(${JSON.stringify(api)}).then((tsx) => tsx.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(import.meta.url)}))`;
-  return new Worker(bootstrap, { eval: true });
-}
-
-/**
  * A CardVerifier that runs verifyBatch on worker threads, so the verification of a pulled page (the CPU-heavy
  * part of a sync: Ed25519 and the schema) leaves the event loop free and uses every core. Threads start on first
  * use; a thread holds the process open only while it has work. close() ends them.
@@ -171,7 +159,7 @@ export class VerifierPool implements CardVerifier {
   }
 
   private spawn(): Slot {
-    const worker = startWorker();
+    const worker = startModuleWorker(import.meta.url, 'verifier-worker');
     const slot: Slot = { worker, task: null };
     worker.unref();
     worker.on('message', (response: VerifyResponse) => {

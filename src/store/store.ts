@@ -4,6 +4,10 @@ import { AgentRepository } from './agents.js';
 import { ChangeClock } from './clock.js';
 import { openDatabase, type Sqlite } from './database.js';
 import { PeerRepository } from './peers.js';
+import { WalCheckpointer } from './checkpointer.js';
+
+/** About 40 MB of WAL: reached only if the checkpointer thread falls behind or dies. */
+const BACKSTOP_CHECKPOINT_PAGES = 10_000;
 import type { DatabaseSchema } from './tables.js';
 
 /** The node's database: one SQLite file, its repositories, and the write transaction they share. */
@@ -16,6 +20,7 @@ export class Store {
   private readonly writeTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
 
   private constructor(
+    private readonly path: string,
     private readonly sqlite: Sqlite,
     private readonly db: Kysely<DatabaseSchema>,
     now: () => number,
@@ -39,7 +44,7 @@ export class Store {
 
   static async open(path: string, now: () => number = Date.now): Promise<Store> {
     const { sqlite, db } = await openDatabase(path);
-    return new Store(sqlite, db, now);
+    return new Store(path, sqlite, db, now);
   }
 
   /**
@@ -93,12 +98,25 @@ export class Store {
     batch.forEach((write, i) => write.resolve(values[i]));
   }
 
+  /**
+   * Moves WAL checkpoints to a worker thread (the node does this; short-lived users of the store need not). The
+   * connection's own automatic checkpoint stays as a backstop, at a threshold the thread keeps the WAL well under.
+   */
+  checkpointInBackground(): void {
+    if (this.checkpointer || this.path === ':memory:') return;
+    this.sqlite.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
+    this.checkpointer = new WalCheckpointer(this.path);
+  }
+
+  private checkpointer: WalCheckpointer | null = null;
+
   /** The raw connection, for read-only inspection in tests and benchmarks. */
   get connection(): Sqlite {
     return this.sqlite;
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.stop();
     // Kysely's driver closes the better-sqlite3 connection; closing checkpoints the WAL.
     await this.db.destroy();
   }
