@@ -160,6 +160,27 @@ export interface NodeChild {
   stop(): Promise<void>;
 }
 
+/**
+ * Polls GET /health of a node started as `child` until it answers 200. Kills the child and throws when it exits
+ * first or the time runs out, with what it wrote on stderr.
+ */
+export async function waitUntilHealthy(child: ChildProcess, url: string, timeoutMs: number, stderr: () => string, pollMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`node exited before ready: ${stderr()}`);
+    try {
+      const res = await fetch(`${url}/health`);
+      await res.arrayBuffer();
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`node not ready within ${timeoutMs} ms: ${stderr()}`);
+}
+
 /** `agentmesh serve` as a child process (the CLI as this run has it), ready once GET /health answers 200. */
 export async function spawnNode(db: string, extra: string[] = [], timeoutMs = 60_000): Promise<NodeChild> {
   const port = await freePort();
@@ -173,31 +194,16 @@ export async function spawnNode(db: string, extra: string[] = [], timeoutMs = 60
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`node exited before ready: ${stderr}`);
-    try {
-      const res = await fetch(`${url}/health`);
-      await res.arrayBuffer();
-      if (res.status === 200) {
-        const readyMs = performance.now() - started;
-        return {
-          child,
-          url,
-          readyMs,
-          stop: async () => {
-            if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-            await exited;
-          },
-        };
-      }
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`node not ready within ${timeoutMs} ms: ${stderr}`);
+  await waitUntilHealthy(child, url, timeoutMs, () => stderr, 5);
+  return {
+    child,
+    url,
+    readyMs: performance.now() - started,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 /** Runs a bench/ script as a child process and returns the JSON object it prints last on stdout. */

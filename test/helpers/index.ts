@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { pino } from 'pino';
+import { freePort, waitUntilHealthy } from '../../bench/lib/common.js';
 import { verifyCard } from '../../src/card/index.js';
 import { loadConfig, type RawSettings } from '../../src/config.js';
 import { generateKeyPair, signCard, type AgentKeyPair, type SignedCard } from '../../src/client/index.js';
@@ -62,24 +63,12 @@ export async function spawnNode(args: string[], env: NodeJS.ProcessEnv = {}, tim
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`node exited before ready: ${stderr}`);
-    try {
-      const res = await fetch(`${url}/health`);
-      if (res.status === 200) return { child, url, stderr: () => stderr, exited };
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`node not ready within ${timeoutMs} ms: ${stderr}`);
+  await waitUntilHealthy(child, url, timeoutMs, () => stderr, 100);
+  return { child, url, stderr: () => stderr, exited };
 }
 
 // A port that was free a moment ago (for child processes, which must be told their port): the benchmarks' own.
-export { freePort } from '../../bench/lib/common.js';
-import { freePort } from '../../bench/lib/common.js';
+export { freePort };
 
 /** POSTs JSON and returns status and parsed body. */
 export async function postJson(url: string, body: unknown, method = 'POST'): Promise<{ status: number; body: any }> {
