@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { AgentMeshClient, InvalidKeyFileError, parseKeyFile, type AgentKeyPair } from '../client/index.js';
 
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:8000';
@@ -24,6 +25,26 @@ export class CommandFailure extends Error {
 export function isParseArgsError(error: unknown): error is Error {
   const code = (error as { code?: unknown } | null)?.code;
   return error instanceof Error && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
+}
+
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+type WithHelp<T extends OptionsConfig> = T & { help: { type: 'boolean'; short: 'h' } };
+type CommandLine<T extends OptionsConfig> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: WithHelp<T>; allowPositionals: true; strict: true }>
+>;
+
+/**
+ * Every command's command line: its options plus -h/--help, strict (an unknown flag is a usage error). Returns
+ * null once the help is printed, so the command returns 0 without doing anything else.
+ */
+export function parseCommandLine<T extends OptionsConfig>(args: string[], options: T, help: string): CommandLine<T> | null {
+  const withHelp = { ...options, help: { type: 'boolean', short: 'h' } } as WithHelp<T>;
+  const parsed = parseArgs({ args, options: withHelp, allowPositionals: true as const, strict: true as const });
+  if ((parsed.values as { help?: boolean }).help) {
+    process.stdout.write(help + '\n');
+    return null;
+  }
+  return parsed;
 }
 
 export function requireOption(value: string | undefined, flag: string): string {

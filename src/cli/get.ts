@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { DEFAULT_NODE_URL, printJson, resolveNodeUrl, UsageError, withClient } from './common.js';
+import { DEFAULT_NODE_URL, printJson, resolveNodeUrl, UsageError, withClient, parseCommandLine } from './common.js';
 
 export const GET_HELP = `agentmesh get: fetch an agent's card from a node
 
@@ -13,16 +12,9 @@ Options:
   -h, --help         show this help`;
 
 export async function get(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { node: { type: 'string', short: 'n' }, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(GET_HELP + '\n');
-    return 0;
-  }
+  const commandLine = parseCommandLine(args, { node: { type: 'string', short: 'n' } }, GET_HELP);
+  if (!commandLine) return 0;
+  const { values, positionals } = commandLine;
   if (positionals.length !== 1) throw new UsageError('give exactly one agent id');
   const id = positionals[0]!;
   const card = await withClient(resolveNodeUrl(values.node), (client) => client.get(id));

@@ -1,7 +1,6 @@
 import { closeSync, fchmodSync, openSync, unlinkSync, writeSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { generateKeyPair, toKeyFile } from '../client/index.js';
-import { CommandFailure } from './common.js';
+import { CommandFailure, parseCommandLine, UsageError } from './common.js';
 
 export const DEFAULT_KEY_FILE = './agent-key.json';
 
@@ -17,15 +16,10 @@ Options:
   -h, --help         show this help`;
 
 export async function keygen(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { out: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(KEYGEN_HELP + '\n');
-    return 0;
-  }
+  const commandLine = parseCommandLine(args, { out: { type: 'string', short: 'o' } }, KEYGEN_HELP);
+  if (!commandLine) return 0;
+  const { values, positionals } = commandLine;
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
   const path = values.out || DEFAULT_KEY_FILE;
   const keyFile = toKeyFile(generateKeyPair());
   writeSecretFile(path, JSON.stringify(keyFile, null, 2) + '\n');

@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { printJson, requireOption, resolveNodeUrl, UsageError, withClient, DEFAULT_NODE_URL } from './common.js';
+import { printJson, requireOption, resolveNodeUrl, UsageError, withClient, DEFAULT_NODE_URL, parseCommandLine } from './common.js';
 import { signCardFile } from './sign.js';
 
 export const REGISTER_HELP = `agentmesh register: sign an agent card and publish it on a node
@@ -16,20 +15,10 @@ Options:
   -h, --help         show this help`;
 
 export async function register(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      key: { type: 'string', short: 'k' },
-      node: { type: 'string', short: 'n' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(REGISTER_HELP + '\n');
-    return 0;
-  }
+  const options = { key: { type: 'string', short: 'k' }, node: { type: 'string', short: 'n' } } as const;
+  const commandLine = parseCommandLine(args, options, REGISTER_HELP);
+  if (!commandLine) return 0;
+  const { values, positionals } = commandLine;
   if (positionals.length !== 1) throw new UsageError('give exactly one card file');
   const keyPath = requireOption(values.key, '--key');
   const nodeUrl = resolveNodeUrl(values.node);

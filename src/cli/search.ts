@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { PROTOCOLS, type AgentProtocol } from '../card/index.js';
 import type { SearchPage } from '../client/index.js';
-import { DEFAULT_NODE_URL, printJson, resolveNodeUrl, UsageError, withClient } from './common.js';
+import { DEFAULT_NODE_URL, printJson, resolveNodeUrl, UsageError, withClient, parseCommandLine } from './common.js';
 
 export const SEARCH_HELP = `agentmesh search: find live agents on a node
 
@@ -21,25 +20,18 @@ Options:
   -h, --help               show this help`;
 
 export async function search(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      node: { type: 'string', short: 'n' },
-      skill: { type: 'string' },
-      tag: { type: 'string' },
-      protocol: { type: 'string' },
-      limit: { type: 'string' },
-      cursor: { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(SEARCH_HELP + '\n');
-    return 0;
-  }
+  const options = {
+    node: { type: 'string', short: 'n' },
+    skill: { type: 'string' },
+    tag: { type: 'string' },
+    protocol: { type: 'string' },
+    limit: { type: 'string' },
+    cursor: { type: 'string' },
+    json: { type: 'boolean' },
+  } as const;
+  const commandLine = parseCommandLine(args, options, SEARCH_HELP);
+  if (!commandLine) return 0;
+  const { values, positionals } = commandLine;
   const protocol = values.protocol;
   if (protocol !== undefined && !(PROTOCOLS as readonly string[]).includes(protocol)) {
     throw new UsageError(`--protocol must be one of ${PROTOCOLS.join(', ')}`);

@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, SETTINGS, type RawSettings, type SettingName } from '../config.js';
 import { createLogger } from '../logger.js';
 import { startNode } from '../node.js';
+import { parseCommandLine, UsageError } from './common.js';
 
 export const SERVE_HELP = `agentmesh serve: run a registry node
 
@@ -22,11 +22,10 @@ export async function serve(args: string[]): Promise<number> {
   const options = Object.fromEntries(
     Object.values(SETTINGS).map((s) => [s.flag.slice(2), { type: 'string' as const }]),
   );
-  const { values } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true });
-  if (values.help) {
-    process.stdout.write(SERVE_HELP + '\n');
-    return 0;
-  }
+  const commandLine = parseCommandLine(args, options, SERVE_HELP);
+  if (!commandLine) return 0;
+  const { values, positionals } = commandLine;
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
   const flags: RawSettings = {};
   for (const [name, setting] of Object.entries(SETTINGS) as Array<[SettingName, (typeof SETTINGS)[SettingName]]>) {
     const value = (values as Record<string, unknown>)[setting.flag.slice(2)];

@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { CardRejection, DEFAULT_MAX_CLOCK_SKEW_MS, verifyCard } from '../card/index.js';
 import { signCard, type SignedCard } from '../client/index.js';
-import { CommandFailure, printJson, readCardFile, readKeyFile, requireOption, UsageError } from './common.js';
+import { CommandFailure, printJson, readCardFile, readKeyFile, requireOption, UsageError, parseCommandLine } from './common.js';
 
 export const SIGN_HELP = `agentmesh sign: sign an agent card
 
@@ -27,16 +26,9 @@ export function signCardFile(cardPath: string, keyPath: string): SignedCard {
 }
 
 export async function sign(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { key: { type: 'string', short: 'k' }, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(SIGN_HELP + '\n');
-    return 0;
-  }
+  const commandLine = parseCommandLine(args, { key: { type: 'string', short: 'k' } }, SIGN_HELP);
+  if (!commandLine) return 0;
+  const { values, positionals } = commandLine;
   if (positionals.length !== 1) throw new UsageError('give exactly one card file');
   const cardPath = positionals[0]!;
   const signed = signCardFile(cardPath, requireOption(values.key, '--key'));
