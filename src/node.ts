@@ -7,6 +7,7 @@ import { SyncWorker, type SyncOptions } from './federation/sync-worker.js';
 import { VerifierPool } from './federation/verifier-pool.js';
 import { createApp } from './http/app.js';
 import { errorBody } from './http/errors.js';
+import { NodeMetrics } from './metrics/registry.js';
 import { Store } from './store/index.js';
 
 export interface RunningNode {
@@ -14,6 +15,8 @@ export interface RunningNode {
   store: Store;
   worker: SyncWorker;
   server: Server;
+  /** This node's metrics (its own registry); connect() wires sources of parts built later. */
+  metrics: NodeMetrics;
   /** http://host:port as bound (the port is the real one when config.port was 0). */
   url: string;
   /** Stops in reverse order of start: listener, sync worker, database. */
@@ -32,8 +35,10 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
   store.checkpointInBackground();
   logger.info({ db: config.db, node_id: store.nodeId }, 'database open');
 
+  const metrics = new NodeMetrics({ store, dbPath: config.db });
   const app = createApp({
     store,
+    metrics,
     maxClockSkewMs: config.maxClockSkewMs,
     publicUrl: config.publicUrl,
     logger: logger.child({ subsystem: 'http' }),
@@ -79,6 +84,10 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
     // Verification of pulled pages runs on worker threads (one per core but the event loop's), started on first
     // use; worker.stop() closes the pool. Callers may pass another verifier (e.g. inlineVerifier) in tuning.
     verifier: tuning.verifier ?? new VerifierPool(),
+    onPeerReport: (report) => {
+      metrics.recordPeerReport(report);
+      tuning.onPeerReport?.(report);
+    },
   });
   if (backgroundSync) worker.start();
   logger.info({ url, node_id: store.nodeId, seeds: config.seeds }, 'node ready');
@@ -97,5 +106,5 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
       logger.info('node stopped');
     })());
 
-  return { config, store, worker, server, url, stop };
+  return { config, store, worker, server, metrics, url, stop };
 }

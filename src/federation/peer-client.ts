@@ -30,7 +30,8 @@ export class PullFailure extends Error {
   }
 }
 
-const pageSchema = z.object({
+/** A pull page as a follower accepts it (also the base of its description in GET /openapi.json). */
+export const pageSchema = z.object({
   protocol: z.literal(PROTOCOL_NAME),
   node_id: z.string().min(1).max(200),
   agents: z.array(z.unknown()),

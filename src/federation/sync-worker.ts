@@ -24,6 +24,8 @@ export interface SyncOptions {
   dropCandidateAfter?: number;
   maxBackoffMs?: number;
   verifier?: CardVerifier;
+  /** Told of every peer's report where it is logged (node.ts hands it to the metrics). */
+  onPeerReport?: (report: PeerReport) => void;
 }
 
 export interface PeerReport {
@@ -154,6 +156,7 @@ export class SyncWorker {
     }
     report.durationMs = Date.now() - started;
     logger.info(report, report.ok ? 'peer synced' : 'peer sync failed');
+    this.options.onPeerReport?.(report);
     return report;
   }
 

@@ -1,5 +1,6 @@
 import { Router, type Response } from 'express';
-import { PROTOCOLS, verifyCard, type AgentProtocol } from '../card/index.js';
+import { CardRejection, PROTOCOLS, verifyCard, type AgentProtocol } from '../card/index.js';
+import type { CardOutcomes } from '../metrics/card-metrics.js';
 import type { PutOutcome, Store } from '../store/index.js';
 import { ApiError } from './errors.js';
 import { readJsonBody } from './json-body.js';
@@ -12,11 +13,16 @@ const MAX_QUERY_WORDS = 16;
 export interface AgentsRouterOptions {
   store: Store;
   maxClockSkewMs: number;
+  /** Counts what became of each card clients sent (GET /metrics); absent: nothing is counted. */
+  cards?: CardOutcomes;
 }
 
 const STATUS_OF: Record<'created' | 'updated' | 'same', number> = { created: 201, updated: 200, same: 200 };
 
-function answerPut(res: Response, id: string, outcome: PutOutcome): void {
+function answerPut(res: Response, id: string, outcome: PutOutcome, cards: CardOutcomes | undefined): void {
+  // A version that is not stored because the same or a winning one is held is "skipped", as it is for a peer's.
+  if (outcome.status === 'created' || outcome.status === 'updated') cards?.stored('client');
+  else cards?.skipped('client');
   if (outcome.status === 'stale') {
     throw new ApiError(409, 'stale', 'a winning version of this agent is already held', {
       held_updated_at: outcome.heldUpdatedAt,
@@ -44,24 +50,35 @@ function queryWords(q: string | undefined): string[] {
   return words;
 }
 
-export function agentsRouter({ store, maxClockSkewMs }: AgentsRouterOptions): Router {
+export function agentsRouter({ store, maxClockSkewMs, cards }: AgentsRouterOptions): Router {
   const router = Router();
   // Parse and verify before any transaction; the write itself is short and synchronous, and concurrent requests
   // share a commit (Store.writeSoon): each is answered once its write committed.
-  const verify = (body: unknown) => verifyCard(body, { nowMs: Date.now(), maxClockSkewMs });
+  const verify = (body: unknown) => {
+    try {
+      return verifyCard(body, { nowMs: Date.now(), maxClockSkewMs });
+    } catch (error) {
+      if (error instanceof CardRejection) cards?.rejected('client', error.code);
+      throw error;
+    }
+  };
+  const refuseTombstone = (message: string): never => {
+    cards?.rejected('client', 'invalid_card');
+    throw new ApiError(400, 'invalid_card', message);
+  };
 
   router.post('/agents', readJsonBody, async (req, res) => {
     const card = verify(req.body);
-    answerPut(res, card.id, await store.writeSoon(() => store.agents.putWithinTransaction(card, 'client')));
+    answerPut(res, card.id, await store.writeSoon(() => store.agents.putWithinTransaction(card, 'client')), cards);
   });
 
   router.delete('/agents/:id', readJsonBody, async (req, res) => {
     const body: unknown = req.body;
     const fields = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
-    if (fields.deleted !== true) throw new ApiError(400, 'invalid_card', 'the body must be a tombstone (deleted: true)');
-    if (fields.id !== req.params.id) throw new ApiError(400, 'invalid_card', 'the tombstone is for another id');
+    if (fields.deleted !== true) refuseTombstone('the body must be a tombstone (deleted: true)');
+    if (fields.id !== req.params.id) refuseTombstone('the tombstone is for another id');
     const card = verify(body);
-    answerPut(res, card.id, await store.writeSoon(() => store.agents.putWithinTransaction(card, 'client')));
+    answerPut(res, card.id, await store.writeSoon(() => store.agents.putWithinTransaction(card, 'client')), cards);
   });
 
   router.get('/agents/:id', (req, res) => {

@@ -1,23 +1,31 @@
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
+import type { NodeMetrics } from '../metrics/registry.js';
 import type { Store } from '../store/index.js';
 import { agentsRouter } from './agents-routes.js';
 import { errorMiddleware, notFoundHandler } from './errors.js';
 import { federationRouter } from './federation-routes.js';
+import { homePage } from './home.js';
+import { buildOpenApiDocument } from './openapi.js';
 
 export interface AppOptions {
   store: Store;
   maxClockSkewMs: number;
   publicUrl: string | undefined;
   logger: Logger;
+  /** The node's metrics: requests are counted and GET /metrics serves them. Absent: no /metrics route. */
+  metrics?: NodeMetrics;
 }
 
-export function createApp({ store, maxClockSkewMs, publicUrl, logger }: AppOptions): Express {
+export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   // Flat query strings only: a[b]=c stays a literal key, and a repeated key becomes an array we refuse.
   app.set('query parser', 'simple');
+  if (metrics) app.use(metrics.http);
+  // Built once: it describes the routes, which do not change while the node runs.
+  const openApi = JSON.stringify(buildOpenApiDocument());
 
   app.get('/health', async (_req, res) => {
     res.status(200).json({
@@ -27,7 +35,16 @@ export function createApp({ store, maxClockSkewMs, publicUrl, logger }: AppOptio
       peers: store.peers.count(),
     });
   });
-  app.use(agentsRouter({ store, maxClockSkewMs }));
+  if (metrics) {
+    app.get('/metrics', async (_req, res) => {
+      res.status(200).type(metrics.contentType).send(await metrics.scrape());
+    });
+  }
+  app.get('/openapi.json', (_req, res) => {
+    res.status(200).type('application/json').send(openApi);
+  });
+  app.get('/', homePage);
+  app.use(agentsRouter({ store, maxClockSkewMs, cards: metrics?.cards }));
   app.use(federationRouter({ store, publicUrl, logger }));
   app.use(notFoundHandler);
   app.use(errorMiddleware(logger));
