@@ -18,10 +18,14 @@ export function codePointLength(text: string): number {
 }
 
 const text = (min: number, max: number) =>
-  z.string().refine((s) => {
-    const n = codePointLength(s);
-    return n >= min && n <= max;
-  }, `must be ${min} to ${max} characters`);
+  z
+    .string()
+    .refine((s) => {
+      const n = codePointLength(s);
+      return n >= min && n <= max;
+    }, `must be ${min} to ${max} characters`)
+    // The refinement is invisible to JSON Schema; these say the same there (JSON Schema counts code points too).
+    .meta({ minLength: min, maxLength: max });
 
 /** Standard base64 with padding that decodes to exactly `bytes` bytes and re-encodes to itself. */
 const canonicalBase64 = (value: string, bytes: number): boolean => {
@@ -54,6 +58,9 @@ const skill = z.looseObject({
   tags: z.array(z.string()).optional(),
 });
 
+/** Required on every card that is not a tombstone (PROTOCOL.md section 2). */
+const LIVE_CARD_MEMBERS = ['name', 'version', 'endpoint'] as const;
+
 export const cardSchema = z
   .looseObject({
     id: z.string().regex(/^did:agent:[0-9a-f]{64}$/, 'must be did:agent: followed by 64 lowercase hex digits'),
@@ -83,11 +90,16 @@ export const cardSchema = z
   })
   .superRefine((card, ctx) => {
     if (card.deleted === true) return;
-    for (const member of ['name', 'version', 'endpoint'] as const) {
+    for (const member of LIVE_CARD_MEMBERS) {
       if (card[member] === undefined) {
         ctx.addIssue({ code: 'custom', path: [member], message: 'is required on a card that is not deleted' });
       }
     }
+  })
+  // The rule above as JSON Schema says it (GET /openapi.json): a card that is not a tombstone has these members.
+  .meta({
+    if: { not: { properties: { deleted: { const: true } }, required: ['deleted'] } },
+    then: { required: [...LIVE_CARD_MEMBERS] },
   });
 
 export type AgentCard = z.infer<typeof cardSchema>;
