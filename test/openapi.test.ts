@@ -99,6 +99,7 @@ describe('GET /openapi.json', () => {
     check('post', '/agents', updated);
     const stale = await sendJson(url, '/agents', card);
     assert.equal(stale.status, 409);
+    assert.equal(stale.body.error.details.held_updated_at, newer.updated_at);
     check('post', '/agents', stale);
     const forged = await sendJson(url, '/agents', { ...newAgent().card, name: 'Changed After Signing' });
     assert.equal(forged.status, 401);
@@ -183,6 +184,8 @@ describe('GET /openapi.json', () => {
     assert.match(mismatch('get', '/health', json({ ...health.body, extra: 1 }))!, /additional/);
     assert.match(mismatch('get', '/health', { ...health, status: 418 })!, /does not list/);
     assert.match(mismatch('get', '/health', { ...health, contentType: 'text/html' })!, /text\/html is not described/);
+    const staleWithout = json({ error: { code: 'stale', message: 'a winning version is held' } });
+    assert.match(mismatch('post', '/agents', { ...staleWithout, status: 409 })!, /details/);
     const notFound = json({ error: { code: 'stale', message: 'x' } });
     assert.match(mismatch('get', '/agents/{id}', { ...notFound, status: 404 })!, /allowed values/);
     const card = newAgent().card;

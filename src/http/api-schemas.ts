@@ -31,13 +31,22 @@ export const ERROR_CODES = {
 export type ErrorCode = keyof typeof ERROR_CODES;
 export const ALL_ERROR_CODES = Object.keys(ERROR_CODES) as ErrorCode[];
 
+/** The details some codes carry, and an example of them. */
+export const ERROR_DETAILS: Partial<Record<ErrorCode, { schema: z.ZodType; example: unknown }>> = {
+  stale: {
+    schema: z.object({ held_updated_at: z.string().meta({ description: 'updated_at of the winning version held' }) }),
+    example: { held_updated_at: '2026-05-01T12:00:00.000Z' },
+  },
+};
+
 /** `{ "error": { "code", "message", "details"? } }`, its code limited to the given ones. */
 export function errorBodySchema(codes: readonly ErrorCode[]) {
+  const only = codes.length === 1 ? ERROR_DETAILS[codes[0]!] : undefined;
   return z.object({
     error: z.object({
       code: z.enum(codes as [ErrorCode, ...ErrorCode[]]),
       message: z.string().min(1).meta({ description: 'For a person; may change between versions' }),
-      details: z.unknown().optional().meta({ description: 'Machine-readable details, e.g. held_updated_at for stale' }),
+      details: only ? only.schema : z.unknown().optional().meta({ description: 'Machine-readable details, when the code has any' }),
     }),
   });
 }

@@ -5,6 +5,7 @@ import {
   agentIdParams,
   ALL_ERROR_CODES,
   ERROR_CODES,
+  ERROR_DETAILS,
   errorBodySchema,
   healthSchema,
   openApiDocumentSchema,
@@ -28,7 +29,11 @@ function errors(...codes: ErrorCode[]): Responses {
   for (const status of [...new Set(all.map((code) => ERROR_CODES[code].status))].sort((a, b) => a - b)) {
     const ofStatus = all.filter((code) => ERROR_CODES[code].status === status);
     const examples = Object.fromEntries(
-      ofStatus.map((code) => [code, { value: { error: { code, message: ERROR_CODES[code].example } } }]),
+      ofStatus.map((code) => {
+        const details = ERROR_DETAILS[code]?.example;
+        const error = { code, message: ERROR_CODES[code].example, ...(details === undefined ? {} : { details }) };
+        return [code, { value: { error } }];
+      }),
     );
     responses[`${status}` as `4${string}`] = {
       description: ofStatus.join(', '),
