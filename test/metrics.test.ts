@@ -198,3 +198,49 @@ describe('per-peer metrics follow a failing peer and its recovery', () => {
     assert.equal(valueOf((await scrape(follower)).samples, 'agentmesh_cards_stored_total', { source: 'peer' }), 3);
   });
 });
+
+describe('cards from a peer are counted by outcome', () => {
+  const dir = tempDir();
+  let follower: RunningNode;
+  let peerServer: Server;
+  const good = newAgent({ name: 'Relayed Agent' }).card;
+  const forged = { ...newAgent().card, name: 'Changed After Signing' };
+
+  before(async () => {
+    // A peer of the test's own: every pull gets the same page, one good card and one whose signature fails.
+    peerServer = createServer((_req, res) => {
+      const page = {
+        protocol: 'agentmesh-federation/1', node_id: 'hostile-peer', agents: [good, forged], peers: [],
+        next_since: 2, has_more: false, timestamp: Date.now() / 1000,
+      };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(page));
+    });
+    peerServer.listen(0, '127.0.0.1');
+    await new Promise((resolve) => peerServer.once('listening', resolve));
+    const { port } = peerServer.address() as AddressInfo;
+    follower = await startTestNode(dir.path, { seeds: `http://127.0.0.1:${port}` }, { maxBackoffMs: 0 });
+  });
+
+  after(async () => {
+    await follower?.stop();
+    peerServer.close();
+    dir.cleanup();
+  });
+
+  test('stored, skipped and rejected by reason, with source="peer"', async () => {
+    assert.equal((await follower.worker.runRound())[0]?.ok, true);
+    let { samples } = await scrape(follower);
+    assert.equal(valueOf(samples, 'agentmesh_cards_stored_total', { source: 'peer' }), 1);
+    assert.equal(valueOf(samples, 'agentmesh_cards_rejected_total', { source: 'peer', reason: 'invalid_signature' }), 1);
+    assert.equal(valueOf(samples, 'agentmesh_cards_skipped_total', { source: 'peer' }), 0);
+
+    // The same page again: the good card is held already (skipped), the forged one fails again.
+    assert.equal((await follower.worker.runRound())[0]?.ok, true);
+    ({ samples } = await scrape(follower));
+    assert.equal(valueOf(samples, 'agentmesh_cards_stored_total', { source: 'peer' }), 1);
+    assert.equal(valueOf(samples, 'agentmesh_cards_skipped_total', { source: 'peer' }), 1);
+    assert.equal(valueOf(samples, 'agentmesh_cards_rejected_total', { source: 'peer', reason: 'invalid_signature' }), 2);
+    assert.equal(valueOf(samples, 'agentmesh_peer_cards_received_total'), 4);
+    assert.equal(valueOf(samples, 'agentmesh_cards_rejected_total', { source: 'client', reason: 'invalid_signature' }), undefined);
+  });
+});

@@ -71,7 +71,9 @@ export const writeResultSchema = z
 
 export const searchQuerySchema = z.object({
   q: z.string().max(500).optional().meta({
-    description: 'Full text over name, description, skills and tags: every word must match (stemmed), the last also as a prefix; at most 16 words',
+    description:
+      'Full text over name, description, skills and tags: every word must match (stemmed), the last also as a ' +
+      'prefix; at most 16 words',
   }),
   skill: z.string().max(100).optional().meta({ description: 'An exact skill name' }),
   tag: z.string().max(64).optional().meta({ description: 'An exact member of tags (case-sensitive)' }),
