@@ -69,6 +69,7 @@ describe('GET /metrics', () => {
     assert.equal(types.get('agentmesh_http_request_duration_seconds'), 'histogram');
     assert.ok(valueOf(samples, 'agentmesh_database_bytes')! > 0, 'the database file has bytes');
     assert.equal(valueOf(samples, 'agentmesh_cards_stored_total', { source: 'client' }), 0);
+    assert.equal(valueOf(samples, 'agentmesh_node_info', { node_id: suite.node.store.nodeId }), 1);
     console.log(`# /metrics excerpt:\n${text.split('\n').filter((l) => /^agentmesh_(cards|agents|database|peer)/.test(l)).join('\n')}`);
   });
 

@@ -42,6 +42,9 @@ export class NodeMetrics {
     this.cards = new CardMetrics(this.registry);
     this.peers = new PeerMetrics(this.registry, store);
     storeMetrics(this.registry, store, dbPath);
+    // Joins a scrape target to the node id peers know it by (GET /health, pull pages, peer rows).
+    new Gauge({ name: 'agentmesh_node_info', help: 'Always 1; node_id labels this node', labelNames: ['node_id'], registers: [this.registry] })
+      .set({ node_id: store.nodeId }, 1);
   }
 
   /** The sync worker's per-peer report (called where it logs it). */
