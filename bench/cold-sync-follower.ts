@@ -80,7 +80,11 @@ export async function run({ quick }: BenchOptions): Promise<BenchResult> {
         limits.push(pipeline.rate);
         const one = await followerRun(registry, n, dir, r);
         runs.push(one);
-        log('cold-sync-follower', `N=${n} run ${r + 1}: limit ${Math.round(pipeline.rate)} agents/s; follower ${Math.round(one.rate)} agents/s (${one.seconds.toFixed(1)} s from spawn), peak RSS ${one.peakRssMiB.toFixed(0)} MiB`);
+        log(
+          'cold-sync-follower',
+          `N=${n} run ${r + 1}: limit ${Math.round(pipeline.rate)} agents/s; follower ${Math.round(one.rate)} agents/s ` +
+            `(${one.seconds.toFixed(1)} s from spawn), peak RSS ${one.peakRssMiB.toFixed(0)} MiB`,
+        );
       }
       const limit = median(limits);
       const rate = median(runs.map((x) => x.rate));

@@ -100,7 +100,8 @@ export async function run({ quick, nodes }: MeshOptions): Promise<BenchResult> {
     if (!fastDiscovery.complete) notes.push(`discovery at ${fastLabel} incomplete after ${fastDiscovery.ms} ms: ${fastDiscovery.missing} pairs missing`);
     if (!slowDiscovery.complete) notes.push(`discovery at ${slowLabel} incomplete after ${slowDiscovery.ms} ms: ${slowDiscovery.missing} pairs missing`);
     if (!withGzip.converged || !withoutGzip.converged || !pairBulk.converged) notes.push('a bulk did not converge within its cap (the cap is reported)');
-    notes.push(`hanging seed at node ${hangingAt}${quick ? ' (let go after 2 s: quick run)' : ''}; watchers ${fastLatency.longPolled ? 'held long polls' : `polled every 50 ms (the nodes offered no long poll)`}`);
+    const watchers = fastLatency.longPolled ? 'held long polls' : 'polled every 50 ms (the nodes offered no long poll)';
+    notes.push(`hanging seed at node ${hangingAt}${quick ? ' (let go after 2 s: quick run)' : ''}; watchers ${watchers}`);
     return {
       name: 'mesh',
       figures: {
