@@ -63,14 +63,15 @@ function steadyRegistrations(url: string, rate: number) {
   return { counts, stop: () => clearInterval(timer) };
 }
 
-function printTable(samples: Sample[], windowMin: number): void {
+/** `health`: every GET /health latency of the run, with the minute it was taken at. */
+function printTable(samples: Sample[], health: Point[], windowMin: number): void {
   const rows = [`\n== soak: per ${fmt(windowMin)} min (last sample of each window; /health p99 over the window)`];
   rows.push('  until min   RSS MiB   heap MiB   fds   /health p99 ms   loop lag ms');
   for (let end = windowMin; end <= samples[samples.length - 1]!.t + 1e-9; end += windowMin) {
     const inWindow = samples.filter((s) => s.t > end - windowMin && s.t <= end + 1e-9);
     const last = inWindow[inWindow.length - 1];
     if (!last) continue;
-    const p99 = Math.max(...inWindow.map((s) => s.healthP99));
+    const p99 = pct(health.filter((h) => h.t > end - windowMin && h.t <= end + 1e-9).map((h) => h.value), 99);
     const cell = (v: number | undefined, w: number) => (v === undefined ? '-' : fmt(v)).padStart(w);
     rows.push(`  ${cell(end, 9)} ${cell(last.rss, 9)} ${cell(last.heap, 10)} ${cell(last.fds, 5)} ${cell(p99, 16)} ${cell(last.lag, 13)}`);
   }
@@ -116,6 +117,7 @@ export async function run({ quick, minutes }: SoakOptions): Promise<BenchResult>
     const started = performance.now();
     const minutesNow = () => (performance.now() - started) / 60_000;
     let healthMs: number[] = [];
+    const healthAll: Point[] = [];
     let healthRunning = true;
     const healthLoop = (async () => {
       while (healthRunning) {
@@ -123,6 +125,7 @@ export async function run({ quick, minutes }: SoakOptions): Promise<BenchResult>
         await fetch(`${s.url}/health`).then((r) => r.arrayBuffer()).catch(() => {});
         const took = performance.now() - t0;
         healthMs.push(took);
+        healthAll.push({ t: minutesNow(), value: took });
         await sleep(Math.max(0, 1000 - took));
       }
     })();
@@ -153,7 +156,7 @@ export async function run({ quick, minutes }: SoakOptions): Promise<BenchResult>
     await healthLoop;
 
     const counts = await Promise.all(nodes.map((n) => liveAgents(n.url).catch(() => -1)));
-    printTable(samples, windowMs / 60_000);
+    printTable(samples, healthAll, windowMs / 60_000);
     const warm = samples.filter((x) => x.t >= runMin / 3);
     const figures: Record<string, number> = {
       minutes: runMin,
