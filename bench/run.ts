@@ -1,15 +1,18 @@
 // npm run bench [-- --quick] [-- names...]: runs every benchmark (or those named) one after the other and prints
-// each one's figures, then a summary of the targets. --quick runs all of them at small N (well under a minute once
+// each one's figures, then a summary of the targets. --quick runs all of them at small N (about two minutes once
 // built), which test/bench.test.ts checks.
 import { execSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { benchOptions, machine, printResult, type BenchOptions, type BenchResult } from './lib/common.js';
 import * as chainLatency from './chain-latency.js';
 import * as coldSync from './cold-sync.js';
+import * as coldSyncFollower from './cold-sync-follower.js';
 import * as incrementalPull from './incremental-pull.js';
+import * as mesh from './mesh.js';
 import * as quietRound from './quiet-round.js';
 import * as registration from './registration.js';
 import * as serving from './serving.js';
+import * as soak from './soak.js';
 import * as startup from './startup.js';
 import * as verify from './verify.js';
 
@@ -22,6 +25,9 @@ export const BENCHMARKS: Record<string, (options: BenchOptions) => Promise<Bench
   serving: serving.run,
   startup: startup.run,
   verify: verify.run,
+  'cold-sync-follower': coldSyncFollower.run,
+  mesh: mesh.run,
+  soak: soak.run,
 };
 
 function commit(): string {
@@ -44,7 +50,9 @@ process.stdout.write(
 );
 const results: BenchResult[] = [];
 for (const name of selected) {
+  const began = performance.now();
   const result = await BENCHMARKS[name]!(options);
+  process.stderr.write(`[run] ${name} took ${((performance.now() - began) / 1000).toFixed(1)} s\n`);
   printResult(result);
   results.push(result);
 }
