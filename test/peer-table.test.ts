@@ -19,11 +19,11 @@ after(async () => {
 });
 
 /** A real server answering a valid empty pull page on every path, each path as a node of its own. */
-async function emptyPageServer(): Promise<{ url: string; server: Server; close: () => Promise<void> }> {
+async function emptyPageServer(peers: string[] = []): Promise<{ url: string; server: Server; close: () => Promise<void> }> {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname.replace(/\/federation\/pull$/, '');
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ protocol: 'agentmesh-federation/1', node_id: `node${path}`, agents: [], peers: [], next_since: 0, has_more: false, timestamp: Date.now() / 1000 }));
+    res.end(JSON.stringify({ protocol: 'agentmesh-federation/1', node_id: `node${path}`, agents: [], peers, next_since: 0, has_more: false, timestamp: Date.now() / 1000 }));
   });
   server.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
@@ -186,6 +186,27 @@ describe('the fairness rules, on a store', () => {
     assert.equal(rows.filter((r) => r.changed_at !== null).length, 10, 'verified peers kept before candidates');
     assert.ok(store.peers.get('http://other.example'));
     await store.close();
+  });
+});
+
+describe('a full table, through a real pull', () => {
+  it('a candidate that answers is verified before the URLs it teaches look for room, so they never replace it', async () => {
+    const teacher = await emptyPageServer(['http://taught.example']);
+    const target = await node();
+    const { store } = target;
+    const fillers = Array.from({ length: MAX_PEER_ROWS - 1 }, (_, i) => `http://filler${i}.example`);
+    store.write(() => {
+      store.peers.addCandidates([teacher.url], 'announced', 1_000); // the candidate learned longest ago
+      store.peers.addCandidates(fillers, 'discovered', 2_000);
+    });
+    // Only the teacher is due; the fillers would be pulled much later.
+    store.connection.prepare('UPDATE peers SET next_attempt_at = ? WHERE url <> ?').run(Date.now() + 3_600_000, teacher.url);
+    const [report] = await target.worker.runRound();
+    assert.equal(report!.ok, true, report!.error);
+    assert.notEqual(store.peers.get(teacher.url)?.changed_at ?? null, null, 'the teacher stays, verified');
+    assert.ok(store.peers.get('http://taught.example'), 'what it taught took a place');
+    assert.equal(store.peers.get(fillers[0]!), undefined, 'the oldest of the other candidates made room');
+    assert.equal(store.peers.count(), MAX_PEER_ROWS);
   });
 });
 
