@@ -170,6 +170,26 @@ describe('the fairness rules, on a store', () => {
     await store.close();
   });
 
+  it('in a full table the stale peers go first, all of them, and no candidate is evicted while room remains', async () => {
+    const store = await open('full-stale');
+    const now = T0 + 30 * 86_400_000;
+    const stale = Array.from({ length: 5 }, (_, i) => `http://stale${i}.example`);
+    const candidates = Array.from({ length: MAX_PEER_ROWS - stale.length }, (_, i) => `http://c${i}.example`);
+    add(store, stale, T0);
+    for (const url of stale) {
+      verify(store, url, T0);
+      fail(store, url, T0 + 1);
+    }
+    add(store, candidates, now - 1000);
+    assert.equal(store.peers.count(), MAX_PEER_ROWS);
+    assert.equal(add(store, ['http://new0.example'], now), 1);
+    for (const url of stale) assert.equal(store.peers.get(url), undefined, `${url} dropped`);
+    assert.equal(add(store, ['http://new1.example', 'http://new2.example', 'http://new3.example', 'http://new4.example'], now), 4);
+    for (const url of candidates) assert.ok(store.peers.get(url), `${url} kept`);
+    assert.equal(store.peers.count(), MAX_PEER_ROWS);
+    await store.close();
+  });
+
   it('a table filled before the cap is trimmed to 100 rows a host when the database is upgraded', async () => {
     const path = join(dir.path, 'old-peers.db');
     const sqlite = new Database(path);

@@ -114,7 +114,7 @@ export class PeerRepository {
       if (this.countHost.get(host)! >= MAX_PEER_ROWS_PER_HOST) continue;
       if (rows >= MAX_PEER_ROWS) {
         if (!this.makeRoom(nowMs)) break;
-        rows--;
+        rows = this.count(); // the sweep of stale peers may have freed more than one row
       }
       const result = this.insertCandidate.run(url, source, nowMs, host);
       rows += result.changes;
