@@ -60,11 +60,13 @@ const ENDPOINT_SCHEMES = new Set(['http:', 'https:', 'ws:', 'wss:']);
 /** The card schema under one control-character rule: `none` is PROTOCOL.md 1.1, `any` the 1.0 text rule. */
 function buildCardSchema(plain: 'none' | 'any') {
   const prose = plain === 'none' ? ('line-feed' as const) : ('any' as const);
+  const withoutControls = (value: string) => !holdsForbiddenControl(value, plain);
+  const controlMessage = plain === 'none' ? CONTROL_MESSAGE.none : '';
   const endpoint = z
     .string()
     .max(2048, 'must be at most 2048 characters')
     // Checked on the text itself: the URL parser silently drops tabs and line feeds, so it would accept them.
-    .refine((value) => !holdsForbiddenControl(value, plain), plain === 'none' ? CONTROL_MESSAGE.none : '')
+    .refine(withoutControls, controlMessage)
     .refine((value) => {
       if (codePointLength(value) > 2048) return false;
       try {
@@ -80,7 +82,7 @@ function buildCardSchema(plain: 'none' | 'any') {
     name: text(1, 100, plain),
     description: text(0, 500, prose).optional(),
     // Section 2 bounds no skill tag; like the card's tags they are shown to people, so they follow the tags' rule.
-    tags: z.array(z.string().refine((s) => !holdsForbiddenControl(s, plain), plain === 'none' ? CONTROL_MESSAGE.none : '')).optional(),
+    tags: z.array(z.string().refine(withoutControls, controlMessage)).optional(),
   });
 
   return z
