@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { verifyCard } from '../src/card/index.js';
 import { Store } from '../src/store/index.js';
+import { WalCheckpointer } from '../src/store/checkpointer.js';
 import { bulkCards } from './helpers/bulk-cards.js';
 import { eventually, tempDir } from './helpers/index.js';
 
@@ -28,5 +29,45 @@ it('WAL checkpoints run on their own thread, and close leaves no WAL behind', as
   assert.equal(existsSync(`${path}-wal`), false);
   const reopened = await Store.open(path);
   assert.equal(await reopened.agents.liveCount(), 400);
+  await reopened.close();
+});
+
+/** Resolves with 'settled' when the promise settles, or 'hung' after ms: a bound on a hang, not a speed check. */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<'settled' | 'hung'> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), ms)));
+  return Promise.race([promise.then(() => 'settled' as const), hung]).finally(() => clearTimeout(timer));
+}
+
+it('stopping a checkpoint thread that already exited returns at once', async () => {
+  // The thread cannot open its connection (no such directory), throws and exits on its own, long before stop().
+  const checkpointer = new WalCheckpointer(join(dir.path, 'no-such-dir', 'x.db'));
+  // (The thread is unref'd: the bound's timer is what keeps this test's event loop alive meanwhile.)
+  assert.equal(await settlesWithin(checkpointer.exited, 15_000), 'settled');
+  assert.equal(checkpointer.running, false);
+  assert.equal(await settlesWithin(checkpointer.stop(), 15_000), 'settled');
+  // And twice, as a second stop of a node would.
+  assert.equal(await settlesWithin(checkpointer.stop(), 15_000), 'settled');
+});
+
+it('Store.close() returns when the checkpoint thread died, and the data is intact', async () => {
+  const first = join(dir.path, 'before-move');
+  const moved = join(dir.path, 'after-move');
+  mkdirSync(first);
+  const store = await Store.open(join(first, 'node.db'));
+  const cards = bulkCards(50, Date.now(), 'dead').map((c) => verifyCard(c, { nowMs: Date.now(), maxClockSkewMs: 60_000 }));
+  store.write(() => {
+    for (const card of cards) store.agents.putWithinTransaction(card, 'client');
+  });
+  // The main connection keeps its open file; the thread, started after the move, finds no file to open and dies.
+  renameSync(first, moved);
+  store.checkpointInBackground();
+  await eventually(() => !store.checkpointing, 15_000, 'the checkpoint thread to exit');
+  // One more write after the fault: the main connection still works without its checkpointer.
+  const late = bulkCards(1, Date.now(), 'late').map((c) => verifyCard(c, { nowMs: Date.now(), maxClockSkewMs: 60_000 }));
+  store.write(() => store.agents.putWithinTransaction(late[0]!, 'client'));
+  assert.equal(await settlesWithin(store.close(), 15_000), 'settled');
+  const reopened = await Store.open(join(moved, 'node.db'));
+  assert.equal(await reopened.agents.liveCount(), 51);
   await reopened.close();
 });

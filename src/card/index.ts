@@ -1,7 +1,7 @@
 export { canonicalize, canonicalMembers, CanonicalizationError } from './canonical.js';
 export { agentIdFromPublicKey, AGENT_ID_PREFIX } from './identity.js';
 export { compareVersions, type VersionKey } from './order.js';
-export { cardSchema, codePointLength, PROTOCOLS, type AgentCard, type AgentProtocol } from './schema.js';
+export { cardSchema, legacyCardSchema, codePointLength, PROTOCOLS, type AgentCard, type AgentProtocol } from './schema.js';
 export { verifyEd25519, SIGNATURE_PREFIX } from './signature.js';
 export { timestampToMs, msToTimestamp } from './timestamp.js';
 export {

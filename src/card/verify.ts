@@ -1,6 +1,6 @@
 import { canonicalMembers, CanonicalizationError } from './canonical.js';
 import { agentIdFromPublicKey } from './identity.js';
-import { cardSchema, describeSchemaError, type AgentCard, type AgentProtocol } from './schema.js';
+import { cardSchema, describeSchemaError, legacyCardSchema, type AgentCard, type AgentProtocol } from './schema.js';
 import { verifyEd25519, SIGNATURE_PREFIX } from './signature.js';
 import { timestampToMs } from './timestamp.js';
 
@@ -42,6 +42,11 @@ export interface VerifiedCard {
 export interface VerifyOptions {
   nowMs: number;
   maxClockSkewMs: number;
+  /**
+   * Reads a card under the 1.0 text rule, control characters allowed (legacyCardSchema): for a client reading what
+   * a node serves, which may be a card stored before 1.1. Never for accepting a card into a node.
+   */
+  acceptControlCharacters?: boolean;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -68,7 +73,7 @@ export function verifyCard(input: unknown, options: VerifyOptions): VerifiedCard
     throw new CardRejection('too_large', `the canonical card exceeds ${MAX_CARD_BYTES} bytes`);
   }
 
-  const parsed = cardSchema.safeParse(input);
+  const parsed = (options.acceptControlCharacters ? legacyCardSchema : cardSchema).safeParse(input);
   if (!parsed.success) throw new CardRejection('invalid_card', describeSchemaError(parsed.error));
   const card = parsed.data;
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { terminalJson } from './terminal-text.js';
 import { AgentMeshClient, InvalidKeyFileError, parseKeyFile, type AgentKeyPair } from '../client/index.js';
 
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:8000';
@@ -110,6 +111,7 @@ export async function withClient<T>(nodeUrl: string, work: (client: AgentMeshCli
   }
 }
 
+/** Prints a value as JSON with every character a terminal would act on escaped (terminal-text.ts). */
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+  process.stdout.write(terminalJson(value, 2) + '\n');
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { AgentMeshError, NodeError, NodeUnreachableError } from '../client/index.js';
 import { CommandFailure, DEFAULT_NODE_URL, isParseArgsError, UsageError } from './common.js';
+import { terminalJson, terminalText } from './terminal-text.js';
 
 const HELP = `agentmesh: a node of the AgentMesh registry, and a client for it
 
@@ -52,7 +53,8 @@ async function main(argv: string[]): Promise<number> {
 
 /** One line a person can act on; never a stack trace, which says nothing to someone running a command. */
 function report(command: string, error: unknown): number {
-  const say = (text: string) => process.stderr.write(`agentmesh ${command}: ${text}\n`);
+  // Messages may carry a node's words (its error message, a card's text): escaped like everything from outside.
+  const say = (text: string) => process.stderr.write(`agentmesh ${command}: ${terminalText(text)}\n`);
   if (error instanceof UsageError || isParseArgsError(error)) {
     say(error.message);
     process.stderr.write(`Run agentmesh ${command} --help for usage.\n`);
@@ -64,7 +66,7 @@ function report(command: string, error: unknown): number {
   }
   if (error instanceof NodeError) {
     say(`the node answered ${error.status} ${error.code}: ${error.message}`);
-    if (error.details !== undefined) process.stderr.write(`details: ${JSON.stringify(error.details)}\n`);
+    if (error.details !== undefined) process.stderr.write(`details: ${terminalJson(error.details)}\n`);
     return 1;
   }
   if (error instanceof NodeUnreachableError) {
@@ -84,7 +86,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`agentmesh: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`agentmesh: ${terminalText(error instanceof Error ? error.message : String(error))}\n`);
     process.exitCode = 1;
   },
 );

@@ -1,5 +1,6 @@
 import { PROTOCOLS, type AgentProtocol } from '../card/index.js';
 import type { SearchPage } from '../client/index.js';
+import { terminalText } from './terminal-text.js';
 import { DEFAULT_NODE_URL, printJson, resolveNodeUrl, UsageError, withClient, parseCommandLine } from './common.js';
 
 export const SEARCH_HELP = `agentmesh search: find live agents on a node
@@ -55,7 +56,9 @@ export async function search(args: string[]): Promise<number> {
 function printLines(page: SearchPage): void {
   if (page.agents.length === 0) process.stdout.write('no agents found\n');
   for (const card of page.agents) {
-    process.stdout.write(`${card.id}  ${card.name ?? ''} ${card.version ?? ''}  ${card.endpoint ?? ''}\n`);
+    // Every field escaped: a card stored before 1.1 may hold control characters that would redraw the line.
+    const [id, name, version, endpoint] = [card.id, card.name ?? '', card.version ?? '', card.endpoint ?? ''].map(terminalText);
+    process.stdout.write(`${id}  ${name} ${version}  ${endpoint}\n`);
   }
-  if (page.next_cursor !== null) process.stdout.write(`more: --cursor ${page.next_cursor}\n`);
+  if (page.next_cursor !== null) process.stdout.write(`more: --cursor ${terminalText(page.next_cursor)}\n`);
 }

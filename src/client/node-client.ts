@@ -127,11 +127,13 @@ const healthSchema = z.object({
 /**
  * Checks a card the node served as a node checks one it receives, except for clock skew: a card this client's
  * clock sees as future-dated says nothing about the node, which judged it by its own clock. A node is not trusted
- * for the cards it serves: the id is self-certifying, so the client can check every one.
+ * for the cards it serves: the id is self-certifying, so the client can check every one. Nor for control
+ * characters: a card stored before PROTOCOL.md 1.1 may hold them and is still served, so it is read (rather than
+ * failing the whole page) and whoever shows its text to a person must escape it (the CLI does).
  */
 function checkServedCard(value: unknown, where: string): AgentCard {
   try {
-    return verifyCard(value, { nowMs: Date.now(), maxClockSkewMs: Number.POSITIVE_INFINITY }).card;
+    return verifyCard(value, { nowMs: Date.now(), maxClockSkewMs: Number.POSITIVE_INFINITY, acceptControlCharacters: true }).card;
   } catch (error) {
     if (error instanceof CardRejection) throw new UnexpectedAnswerError(`${where} fails verification: ${error.code}: ${error.message}`);
     throw error;

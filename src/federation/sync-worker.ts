@@ -218,8 +218,10 @@ export class SyncWorker {
           const outcome = store.agents.putWithinTransaction(card, peer.url);
           if (outcome.status === 'created' || outcome.status === 'updated') applied++;
         }
-        const added = store.peers.addCandidates(learned, 'discovered', Date.now());
+        // The peer is verified first: in a full table, the URLs it teaches must not take the place of the peer
+        // itself while it is still an unverified candidate.
         store.peers.recordPageApplied({ url: peer.url, nodeId: page.node_id, highWater: page.next_since });
+        const added = store.peers.addCandidates(learned, 'discovered', Date.now());
         return { applied, added };
       });
       report.pages++;

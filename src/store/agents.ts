@@ -43,6 +43,7 @@ export interface ChangedCard {
 
 interface HeldVersion {
   seq: number;
+  deleted: number;
   updated_at: number;
   updated_at_text: string;
   signature: string;
@@ -73,6 +74,8 @@ export class AgentRepository {
   private readonly insertTag: Database.Statement<[string, number]>;
   private readonly selectCard: Database.Statement<[string], { card: string; deleted: number }>;
   private readonly selectChanges: Database.Statement<[number, number], [number, string]>;
+  private readonly addLive: Database.Statement<[number]>;
+  private readonly readLive: Database.Statement<[], number>;
 
   constructor(
     sqlite: Sqlite,
@@ -80,7 +83,9 @@ export class AgentRepository {
     private readonly clock: ChangeClock,
     private readonly now: () => number = Date.now,
   ) {
-    this.selectHeld = sqlite.prepare('SELECT seq, updated_at, updated_at_text, signature FROM agents WHERE id = ?');
+    this.selectHeld = sqlite.prepare('SELECT seq, deleted, updated_at, updated_at_text, signature FROM agents WHERE id = ?');
+    this.addLive = sqlite.prepare('UPDATE node_meta SET live_agents = live_agents + ? WHERE singleton = 1');
+    this.readLive = sqlite.prepare('SELECT live_agents FROM node_meta WHERE singleton = 1').pluck(true) as unknown as Database.Statement<[], number>;
     // The WHERE on DO UPDATE makes the last-writer-wins decision part of the write itself (DESIGN.md invariants).
     this.upsert = sqlite.prepare(`
       INSERT INTO agents (id, name, version, endpoint, protocol, description, deleted, updated_at, updated_at_text,
@@ -134,6 +139,10 @@ export class AgentRepository {
     });
     if (!row) throw new Error(`invariant: the version of ${card.id} that won the comparison lost the upsert`);
     this.index(row.seq, card, held !== undefined);
+    // The live count moves in the same transaction as the row: a rollback takes both back, and every process
+    // writing the file keeps the same count.
+    const liveDelta = (card.deleted ? 0 : 1) - (held && held.deleted === 0 ? 1 : 0);
+    if (liveDelta !== 0) this.addLive.run(liveDelta);
     return held ? { status: 'updated', changedAt } : { status: 'created', changedAt };
   }
 
@@ -189,12 +198,8 @@ export class AgentRepository {
     };
   }
 
+  /** Live (not deleted) agents: one row read, kept exact by putWithinTransaction (GET /health asks each call). */
   async liveCount(): Promise<number> {
-    const row = await this.db
-      .selectFrom('agents')
-      .select((eb) => eb.fn.countAll<number>().as('count'))
-      .where('deleted', '=', 0)
-      .executeTakeFirstOrThrow();
-    return Number(row.count);
+    return this.readLive.get()!;
   }
 }

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { startModuleWorker } from '../worker-thread.js';
 
@@ -10,21 +9,37 @@ import { startModuleWorker } from '../worker-thread.js';
  */
 export class WalCheckpointer {
   private readonly worker: Worker;
+  /**
+   * Settles once the thread has exited, whenever that was. Listened for from the start: a thread that died long
+   * before stop() (its connection could not open, say) emitted 'exit' then, and stop() must not wait for another.
+   */
+  readonly exited: Promise<number>;
+  private hasExited = false;
 
   constructor(path: string, intervalMs = 500) {
     this.worker = startModuleWorker(import.meta.url, 'checkpoint-worker', { workerData: { path, intervalMs } });
+    this.exited = new Promise((resolve) =>
+      this.worker.once('exit', (code) => {
+        this.hasExited = true;
+        resolve(code);
+      }),
+    );
     // A checkpointer is no reason to keep the process alive; and a thread that dies leaves the backstop
     // (the main connection's own, larger auto-checkpoint threshold) to bound the WAL.
     this.worker.unref();
     this.worker.on('error', () => {});
   }
 
+  get running(): boolean {
+    return !this.hasExited;
+  }
+
   /** Stops the thread and closes its connection, so the main connection's close is the last and cleans the WAL up. */
   async stop(): Promise<void> {
-    const exited = once(this.worker, 'exit');
+    if (this.hasExited) return;
     this.worker.postMessage('stop');
-    const timer = setTimeout(() => void this.worker.terminate(), 2_000);
-    await exited.catch(() => {});
+    const timer = setTimeout(() => void this.worker.terminate().catch(() => {}), 2_000);
+    await this.exited;
     clearTimeout(timer);
   }
 }

@@ -2,10 +2,15 @@ import type Database from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import type { ChangeClock } from './clock.js';
 import type { Sqlite } from './database.js';
+import { peerHost } from './peer-host.js';
 import type { DatabaseSchema, PeerSource, PeersTable } from './tables.js';
 
 /** PROTOCOL.md section 7: the peer table holds at most this many rows, whatever strangers announce. */
 export const MAX_PEER_ROWS = 1000;
+/** PROTOCOL.md 1.1 section 7: at most this many rows share one host (peer-host.ts), so one host cannot fill it. */
+export const MAX_PEER_ROWS_PER_HOST = 100;
+/** PROTOCOL.md 1.1 section 7: a verified peer failing this long without a success is dropped. */
+export const DROP_FAILING_PEER_AFTER_MS = 7 * 24 * 60 * 60 * 1000;
 
 export type PeerRow = PeersTable;
 
@@ -20,15 +25,20 @@ export interface PeerSuccess {
  * inside a Store write transaction (a page's mark commits with its cards).
  */
 export class PeerRepository {
-  private readonly insertCandidate: Database.Statement<[string, string, number]>;
+  private readonly insertCandidate: Database.Statement<[string, string, number, string]>;
   private readonly countRows: Database.Statement<[], { n: number }>;
   private readonly selectRow: Database.Statement<[string], PeerRow>;
   private readonly markApplied: Database.Statement<unknown[]>;
   private readonly stampVerified: Database.Statement<[number, string]>;
   private readonly selectVerifiedSince: Database.Statement<[number, number], string>;
-  private readonly upsertSeed: Database.Statement<[string, number]>;
+  private readonly upsertSeed: Database.Statement<[string, number, string]>;
+  private readonly demoteSeeds: Database.Statement<[string]>;
+  private readonly countHost: Database.Statement<[string], number>;
+  private readonly selectLongestFailing: Database.Statement<[], string>;
+  private readonly selectOldestCandidate: Database.Statement<[], string>;
+  private readonly deleteStale: Database.Statement<[number]>;
   private readonly markSucceeded: Database.Statement<[number, number, number, string]>;
-  private readonly markFailed: Database.Statement<[number, string, number, string]>;
+  private readonly markFailed: Database.Statement<[{ now: number; error: string; next: number; url: string }]>;
   private readonly deleteRow: Database.Statement<[string]>;
   private readonly selectDue: Database.Statement<[number, number], PeerRow>;
 
@@ -38,18 +48,33 @@ export class PeerRepository {
     private readonly clock: ChangeClock,
   ) {
     this.upsertSeed = sqlite.prepare(
-      `INSERT INTO peers (url, source, added_at) VALUES (?, 'seed', ?) ON CONFLICT (url) DO UPDATE SET source = 'seed'`,
+      `INSERT INTO peers (url, source, added_at, host) VALUES (?, 'seed', ?, ?) ON CONFLICT (url) DO UPDATE SET source = 'seed'`,
+    );
+    // ? is the JSON array of the configured seeds.
+    this.demoteSeeds = sqlite.prepare(
+      `UPDATE peers SET source = 'discovered' WHERE source = 'seed' AND url NOT IN (SELECT value FROM json_each(?))`,
+    );
+    this.countHost = sqlite.prepare('SELECT count(*) FROM peers WHERE host = ?').pluck(true) as unknown as Database.Statement<[string], number>;
+    this.selectLongestFailing = sqlite
+      .prepare(`SELECT url FROM peers WHERE failing_since IS NOT NULL AND source <> 'seed' ORDER BY failing_since, url LIMIT 1`)
+      .pluck(true) as unknown as Database.Statement<[], string>;
+    this.selectOldestCandidate = sqlite
+      .prepare(`SELECT url FROM peers WHERE changed_at IS NULL AND source <> 'seed' ORDER BY added_at, url LIMIT 1`)
+      .pluck(true) as unknown as Database.Statement<[], string>;
+    this.deleteStale = sqlite.prepare(
+      `DELETE FROM peers WHERE failing_since <= ? AND changed_at IS NOT NULL AND source <> 'seed'`,
     );
     this.markSucceeded = sqlite.prepare(
       `UPDATE peers SET last_success_at = ?, last_attempt_at = ?, successes = successes + 1, failures = 0,
-         last_error = NULL, next_attempt_at = ? WHERE url = ?`,
+         last_error = NULL, next_attempt_at = ?, failing_since = NULL WHERE url = ?`,
     );
     this.markFailed = sqlite.prepare(
-      'UPDATE peers SET last_attempt_at = ?, failures = failures + 1, last_error = ?, next_attempt_at = ? WHERE url = ?',
+      `UPDATE peers SET last_attempt_at = @now, failures = failures + 1, last_error = @error, next_attempt_at = @next,
+         failing_since = coalesce(failing_since, @now) WHERE url = @url`,
     );
     this.deleteRow = sqlite.prepare('DELETE FROM peers WHERE url = ?');
     this.selectDue = sqlite.prepare('SELECT * FROM peers WHERE next_attempt_at <= ? ORDER BY next_attempt_at, url LIMIT ?');
-    this.insertCandidate = sqlite.prepare('INSERT OR IGNORE INTO peers (url, source, added_at) VALUES (?, ?, ?)');
+    this.insertCandidate = sqlite.prepare('INSERT OR IGNORE INTO peers (url, source, added_at, host) VALUES (?, ?, ?, ?)');
     this.countRows = sqlite.prepare('SELECT count(*) AS n FROM peers');
     this.selectRow = sqlite.prepare('SELECT * FROM peers WHERE url = ?');
     this.markApplied = sqlite.prepare(
@@ -61,22 +86,58 @@ export class PeerRepository {
       .pluck(true) as unknown as Database.Statement<[number, number], string>;
   }
 
-  /** Configured seeds are always rows of source `seed`, whatever they were learned as before. */
+  /**
+   * Configured seeds are always rows of source `seed`, whatever they were learned as before; a seed of an earlier
+   * run that is no longer configured becomes an ordinary peer (`discovered`), kept or dropped like any other.
+   * Seeds pass the per-host cap (the operator chose them) and take a place in a full table like a new peer would.
+   */
   ensureSeeds(urls: string[], nowMs: number): void {
-    for (const url of urls) this.upsertSeed.run(url, nowMs);
+    this.demoteSeeds.run(JSON.stringify(urls));
+    for (const url of urls) {
+      if (!this.selectRow.get(url) && this.count() >= MAX_PEER_ROWS) this.makeRoom(nowMs);
+      this.upsertSeed.run(url, nowMs, peerHost(url));
+    }
   }
 
-  /** Records URLs not yet known, up to the table cap; returns how many were added. Inside a write transaction. */
+  /**
+   * Records URLs not yet known; returns how many were added. Inside a write transaction. Fair (PROTOCOL.md 1.1
+   * section 7): a URL whose host has 100 rows already is skipped; in a full table a new URL takes the place of the
+   * row failing longest, else of the candidate learned longest ago, never a seed's, and is skipped when there is
+   * neither (every row a seed or a peer that answers).
+   */
   addCandidates(urls: Iterable<string>, source: Exclude<PeerSource, 'seed'>, nowMs: number): number {
-    let rows = this.countRows.get()!.n;
+    let rows = this.count();
     let added = 0;
     for (const url of urls) {
-      if (rows >= MAX_PEER_ROWS) break;
-      const result = this.insertCandidate.run(url, source, nowMs);
+      if (this.selectRow.get(url)) continue;
+      const host = peerHost(url);
+      if (this.countHost.get(host)! >= MAX_PEER_ROWS_PER_HOST) continue;
+      if (rows >= MAX_PEER_ROWS) {
+        if (!this.makeRoom(nowMs)) break;
+        rows = this.count(); // the sweep of stale peers may have freed more than one row
+      }
+      const result = this.insertCandidate.run(url, source, nowMs, host);
       rows += result.changes;
       added += result.changes;
     }
     return added;
+  }
+
+  /** Frees one row of a full table: stale verified peers first, then the fairness order. False when none may go. */
+  private makeRoom(nowMs: number): boolean {
+    if (this.dropStale(nowMs) > 0) return true;
+    const victim = this.selectLongestFailing.get() ?? this.selectOldestCandidate.get();
+    if (victim === undefined) return false;
+    this.remove(victim);
+    return true;
+  }
+
+  /**
+   * Drops the verified peers (not seeds) that have failed without a success for 7 days; returns how many. Runs at
+   * each failure and when the table is full; a scheduler may also call it on its own (inside a write transaction).
+   */
+  dropStale(nowMs: number): number {
+    return this.deleteStale.run(nowMs - DROP_FAILING_PEER_AFTER_MS).changes;
   }
 
   get(url: string): PeerRow | undefined {
@@ -96,10 +157,13 @@ export class PeerRepository {
 
   /** Returns the row as it now stands, or undefined when the failure dropped it. */
   recordPullFailed(url: string, error: string, nowMs: number, nextAttemptAt: number, dropCandidateAfter: number): PeerRow | undefined {
-    this.markFailed.run(nowMs, error.slice(0, 500), nextAttemptAt, url);
+    this.markFailed.run({ now: nowMs, error: error.slice(0, 500), next: nextAttemptAt, url });
     const row = this.selectRow.get(url);
-    // A candidate that never answered is forgotten; seeds and peers that once answered are kept and backed off.
-    if (row && row.source !== 'seed' && row.changed_at === null && row.failures >= dropCandidateAfter) {
+    if (!row || row.source === 'seed') return row;
+    // A candidate that never answered is forgotten; a peer that once answered is kept and backed off, for 7 days.
+    const neverAnswered = row.changed_at === null && row.failures >= dropCandidateAfter;
+    const failedTooLong = row.changed_at !== null && row.failing_since !== null && row.failing_since <= nowMs - DROP_FAILING_PEER_AFTER_MS;
+    if (neverAnswered || failedTooLong) {
       this.remove(url);
       return undefined;
     }

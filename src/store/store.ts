@@ -110,6 +110,11 @@ export class Store {
 
   private checkpointer: WalCheckpointer | null = null;
 
+  /** Whether the checkpoint thread is running (false before checkpointInBackground, or once the thread died). */
+  get checkpointing(): boolean {
+    return this.checkpointer?.running ?? false;
+  }
+
   /** The raw connection, for read-only inspection in tests and benchmarks. */
   get connection(): Sqlite {
     return this.sqlite;

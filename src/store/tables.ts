@@ -6,6 +6,8 @@ export interface NodeMetaTable {
   node_id: string;
   created_at: number;
   last_change_stamp: number;
+  /** Live (not deleted) agents, kept by each write (migrations/003). */
+  live_agents: number;
 }
 
 export interface AgentsTable {
@@ -60,6 +62,10 @@ export interface PeersTable {
   failures: number;
   next_attempt_at: number;
   last_error: string | null;
+  /** The URL's host as the per-host cap counts it (src/store/peer-host.ts). */
+  host: string;
+  /** When the current run of failures began; null while the peer answers. */
+  failing_since: number | null;
 }
 
 export interface DatabaseSchema {
