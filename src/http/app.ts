@@ -1,5 +1,6 @@
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
+import { PullServer } from '../federation/pull.js';
 import type { Store } from '../store/index.js';
 import { agentsRouter } from './agents-routes.js';
 import { errorMiddleware, notFoundHandler } from './errors.js';
@@ -10,9 +11,11 @@ export interface AppOptions {
   maxClockSkewMs: number;
   publicUrl: string | undefined;
   logger: Logger;
+  /** Pull serving, built by the composition root with its tuning; a default one when not given (benchmarks). */
+  pulls?: PullServer;
 }
 
-export function createApp({ store, maxClockSkewMs, publicUrl, logger }: AppOptions): Express {
+export function createApp({ store, maxClockSkewMs, publicUrl, logger, pulls }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -28,7 +31,14 @@ export function createApp({ store, maxClockSkewMs, publicUrl, logger }: AppOptio
     });
   });
   app.use(agentsRouter({ store, maxClockSkewMs }));
-  app.use(federationRouter({ store, publicUrl, logger }));
+  app.use(
+    federationRouter({
+      store,
+      pulls: pulls ?? new PullServer({ store, publicUrl, logger: logger.child({ subsystem: 'pull-serving' }) }),
+      publicUrl,
+      logger,
+    }),
+  );
   app.use(notFoundHandler);
   app.use(errorMiddleware(logger));
   return app;

@@ -9,6 +9,12 @@ export const MAX_PEER_ROWS = 1000;
 
 export type PeerRow = PeersTable;
 
+/** A verified peer row as a pull page passes it on: its change stamp and base URL. */
+export interface StampedPeer {
+  changedAt: number;
+  url: string;
+}
+
 export interface PeerSuccess {
   url: string;
   nodeId: string;
@@ -26,6 +32,7 @@ export class PeerRepository {
   private readonly markApplied: Database.Statement<unknown[]>;
   private readonly stampVerified: Database.Statement<[number, string]>;
   private readonly selectVerifiedSince: Database.Statement<[number, number], string>;
+  private readonly selectStampedSince: Database.Statement<[number, number], [number, string]>;
   private readonly upsertSeed: Database.Statement<[string, number]>;
   private readonly markSucceeded: Database.Statement<[number, number, number, string]>;
   private readonly markFailed: Database.Statement<[number, string, number, string]>;
@@ -59,6 +66,10 @@ export class PeerRepository {
     this.selectVerifiedSince = sqlite
       .prepare('SELECT url FROM peers WHERE changed_at > ? ORDER BY changed_at LIMIT ?')
       .pluck(true) as unknown as Database.Statement<[number, number], string>;
+    // The UNIQUE constraint on changed_at is its index: the range read costs what it returns.
+    this.selectStampedSince = sqlite
+      .prepare('SELECT changed_at, url FROM peers WHERE changed_at > ? ORDER BY changed_at LIMIT ?')
+      .raw(true) as unknown as Database.Statement<[number, number], [number, string]>;
   }
 
   /** Configured seeds are always rows of source `seed`, whatever they were learned as before. */
@@ -118,6 +129,11 @@ export class PeerRepository {
   /** Verified peer URLs whose row changed after `since`, oldest change first: what a pull passes on. */
   verifiedSince(since: number, limit: number): string[] {
     return this.selectVerifiedSince.all(since, limit);
+  }
+
+  /** Verified peer rows stamped after `since`, in stamp order, with their stamps: a pull page's share of the stream. */
+  stampedSince(since: number, limit: number): StampedPeer[] {
+    return this.selectStampedSince.all(since, limit).map(([changedAt, url]) => ({ changedAt, url }));
   }
 
   async list(): Promise<PeerRow[]> {
