@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { canonicalize } from '../src/card/index.js';
+import { largestPageBytes } from '../src/federation/pull.js';
 import type { RunningNode } from '../src/node.js';
 import { BulkSigner } from './helpers/bulk-cards.js';
 import { eventually, startTestNode, storeCards, tempDir } from './helpers/index.js';
@@ -36,7 +37,10 @@ before(async () => {
   const cards = Array.from({ length: CARDS }, (_, i) => bigCard(i));
   // The cards alone: the whole page is these and a few hundred bytes of envelope.
   pageBytes = cards.reduce((sum, card) => sum + Buffer.byteLength(canonicalize(card)) + 1, 0);
-  node = await startTestNode(dir.path, {}, { pullServing: { maxUnreadBytes: Math.floor(2.5 * pageBytes), stallTimeoutMs: STALL_MS } });
+  // A pull is refused unless the largest page it could get fits beside what is held: room for one unread page and
+  // such a pull, not for two unread pages and one.
+  const maxUnreadBytes = Math.floor(1.5 * pageBytes) + largestPageBytes(1000);
+  node = await startTestNode(dir.path, {}, { pullServing: { maxUnreadBytes, stallTimeoutMs: STALL_MS } });
   storeCards(node, cards);
 });
 
@@ -57,7 +61,7 @@ describe('answers not yet read', () => {
     assert.equal(refused.headers['retry-after'], '1');
     assert.equal(refused.body.error.code, 'unavailable');
     assert.equal(typeof refused.body.error.message, 'string');
-    // The budget is spent on the big pages only: a small page still fits.
+    // Refused for want of room for a big page only: a small page still fits.
     const small = await rawGet(node.url, '/federation/pull?since=0&limit=2');
     assert.equal(small.status, 200);
     assert.equal(small.body.agents.length, 2);

@@ -65,13 +65,19 @@ export interface PageEnvelope {
   nowMs: number;
 }
 
+/** A page ready to encode: its exact size is known before its buffer is allocated (and counted against a cap). */
+export interface PageText {
+  readonly bytes: number;
+  encode(): Buffer;
+}
+
 /**
  * The body of a pull page. The cards are the stored canonical texts, joined as they are: nothing is parsed or
  * re-serialised, so every node serves the bytes the agent signed. The page is encoded straight into one buffer of
  * its exact size: joining 1,000 cards into one string and encoding that cost about 4 times the SQLite read of the
  * page (see BENCHMARKS.md, serving).
  */
-export function encodePage(page: PageContent, { nodeId, publicUrl, waitMaxMs, nowMs }: PageEnvelope): Buffer {
+export function pageText(page: PageContent, { nodeId, publicUrl, waitMaxMs, nowMs }: PageEnvelope): PageText {
   const urls: string[] = publicUrl === undefined ? [] : [publicUrl];
   // A row for our own URL (learned back from a peer) is still part of the range; it is simply not listed twice.
   for (const peer of page.peers) if (peer.url !== publicUrl) urls.push(peer.url);
@@ -82,14 +88,19 @@ export function encodePage(page: PageContent, { nodeId, publicUrl, waitMaxMs, no
   const { cards } = page;
   let size = Buffer.byteLength(head) + Buffer.byteLength(tail) + Math.max(0, cards.length - 1);
   for (const card of cards) size += Buffer.byteLength(card.canonical);
-  const body = Buffer.allocUnsafe(size);
-  let offset = body.write(head);
-  for (let i = 0; i < cards.length; i++) {
-    if (i > 0) body[offset++] = 0x2c; // ,
-    offset += body.write(cards[i]!.canonical, offset);
-  }
-  offset += body.write(tail, offset);
-  // Every byte was written: an unsafe allocation never leaves old memory in a response.
-  if (offset !== size) throw new Error(`invariant: pull page of ${size} bytes filled to ${offset}`);
-  return body;
+  return {
+    bytes: size,
+    encode: () => {
+      const body = Buffer.allocUnsafe(size);
+      let offset = body.write(head);
+      for (let i = 0; i < cards.length; i++) {
+        if (i > 0) body[offset++] = 0x2c; // ,
+        offset += body.write(cards[i]!.canonical, offset);
+      }
+      offset += body.write(tail, offset);
+      // Every byte was written: an unsafe allocation never leaves old memory in a response.
+      if (offset !== size) throw new Error(`invariant: pull page of ${size} bytes filled to ${offset}`);
+      return body;
+    },
+  };
 }

@@ -2,9 +2,10 @@ import type { ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback, constants as zlibConstants } from 'node:zlib';
 import type { Logger } from 'pino';
+import { MAX_CARD_BYTES } from '../card/index.js';
 import type { Store } from '../store/index.js';
 import { HeldPulls } from './held-pulls.js';
-import { encodePage, readPage, type PageContent } from './pull-page.js';
+import { pageText, readPage, type PageContent } from './pull-page.js';
 import { ServingOverloaded, UnreadAnswers } from './unread-answers.js';
 
 export { PROTOCOL_NAME, MAX_PEER_ROWS_PER_PAGE } from './pull-page.js';
@@ -18,6 +19,13 @@ export const MAX_PEERS_PER_PAGE = 100;
 export const MAX_PULL_WAIT_MS = 30_000;
 
 const gzip = promisify(gzipCallback);
+/** A page's bytes beside its cards: 100 peer URLs of at most 512 characters, and the rest of the envelope. */
+const MAX_ENVELOPE_BYTES = MAX_PEERS_PER_PAGE * 515 + 1024;
+
+/** The most bytes a page of `limit` cards can take: what must fit in the budget before a pull reads anything. */
+export function largestPageBytes(limit: number): number {
+  return limit * (MAX_CARD_BYTES + 1) + MAX_ENVELOPE_BYTES;
+}
 
 /** Tuning of pull serving (not protocol settings): tests pass small values. */
 export interface PullServingTuning {
@@ -87,8 +95,7 @@ export class PullServer {
    * the cap on unread bytes; resolves once the answer is handed to the socket, or the client left.
    */
   async answer(query: PullQuery, res: ServerResponse): Promise<void> {
-    // Refused before any read: a node that is full spends nothing on more pulls.
-    if (this.unread.full) throw new ServingOverloaded('too many answers are waiting to be read by their clients; try again shortly');
+    this.refuseUnlessRoomFor(query.limit);
     let page = readPage(this.store, query);
     if (query.waitMs > 0 && isEmpty(page)) {
       const held = this.held.hold(query.since, query.waitMs);
@@ -98,12 +105,14 @@ export class PullServer {
         const reason = await held.woken;
         res.off('close', left);
         if (reason === 'left' || res.destroyed) return;
-        if (this.unread.full) throw new ServingOverloaded('too many answers are waiting to be read by their clients; try again shortly');
+        this.refuseUnlessRoomFor(query.limit);
         page = readPage(this.store, query);
       }
     }
-    const body = encodePage(page, { nodeId: this.store.nodeId, publicUrl: this.publicUrl, waitMaxMs: MAX_PULL_WAIT_MS, nowMs: Date.now() });
-    const reservation = this.unread.reserve(res, body.length);
+    const text = pageText(page, { nodeId: this.store.nodeId, publicUrl: this.publicUrl, waitMaxMs: MAX_PULL_WAIT_MS, nowMs: Date.now() });
+    // Counted before the buffer exists: a refused page is never allocated.
+    const reservation = this.unread.reserve(res, text.bytes);
+    const body = text.encode();
     let sent = body;
     if (query.gzip) {
       // On the thread pool: a 16 MiB page does not hold the event loop while it is compressed.
@@ -119,6 +128,16 @@ export class PullServer {
     reservation.send(sent);
   }
 
+  /**
+   * Refuses a pull, before reading anything, unless the largest page it could get fits in the budget of unread
+   * bytes: a node whose budget is spent by clients that do not read spends nothing, not even a read, on more pulls.
+   */
+  private refuseUnlessRoomFor(limit: number): void {
+    if (!this.unread.fits(largestPageBytes(limit))) {
+      throw new ServingOverloaded('too many answers are waiting to be read by their clients; try again shortly');
+    }
+  }
+
   /** The node stops: held pulls are answered now (with whatever their page holds) and no new one is held. */
   close(): void {
     this.unsubscribe();
@@ -128,8 +147,9 @@ export class PullServer {
 }
 
 /**
- * Level 1: pages are mostly base64 keys and signatures, which no level compresses; the rest (member names, URLs)
- * compresses almost as well at level 1, at a fraction of the CPU of the default level.
+ * Level 1: pages are mostly base64 keys and signatures, which no level compresses. Measured on pages of 1,000 cards
+ * (a loaded 2-core machine): level 1 kept 0.251 of a page of described cards and 0.408 of a page of minimal ones,
+ * level 6 0.247 and 0.403, for up to 1.8 times the CPU.
  */
 const GZIP_LEVEL = zlibConstants.Z_BEST_SPEED;
 

@@ -50,14 +50,14 @@ export class UnreadAnswers {
     return this.bytes;
   }
 
-  /** The budget is spent: refuse a pull before doing any work for it. */
-  get full(): boolean {
-    return this.bytes >= this.options.maxBytes;
+  /** Whether an answer of this many bytes would fit in the budget now. */
+  fits(bytes: number): boolean {
+    return this.bytes + bytes <= this.options.maxBytes;
   }
 
   /** Holds bytes for res until it finishes or closes; throws ServingOverloaded when they do not fit. */
   reserve(res: ServerResponse, bytes: number): Reservation {
-    if (this.bytes + bytes > this.options.maxBytes) {
+    if (!this.fits(bytes)) {
       throw new ServingOverloaded('too many answers are waiting to be read by their clients; try again shortly');
     }
     this.bytes += bytes;
