@@ -1,6 +1,10 @@
 import type { ServerResponse } from 'node:http';
 
-/** Bytes handed to the socket a write at a time: progress is seen per chunk, and backpressure is honoured. */
+/**
+ * Bytes handed to the socket a write at a time: progress is seen per chunk (the kernel took all of it), and
+ * backpressure is honoured. So a client counts as reading when it takes at least 64 KiB per stall timeout (about
+ * 1 KiB/s at 60 s): one that reads less would take hours over a page.
+ */
 const CHUNK_BYTES = 64 * 1024;
 
 /** A pull cannot be answered now without passing the cap on unread answers (PROTOCOL.md section 6). */
