@@ -1,12 +1,12 @@
-// Serving a pull, PROTOCOL.md 1.1 section 6: one stream of cards and peer rows, long polls woken by commits, gzip.
-// Real nodes on 127.0.0.1 with real SQLite files; peers are written through the store's own write path.
+// Serving a pull, PROTOCOL.md 1.1 section 6: one stream of cards and peer rows, and gzip. Real nodes on 127.0.0.1
+// with real SQLite files; peers are verified through the store's own write path. Long polls: pull-long-poll.test.ts.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import type { RunningNode } from '../src/node.js';
 import { bulkCards } from './helpers/bulk-cards.js';
-import { eventually, newAgent, postJson, startTestNode, storeCards, tempDir } from './helpers/index.js';
-import { rawGet } from './helpers/pull-requests.js';
+import { eventually, startTestNode, storeCards, tempDir } from './helpers/index.js';
+import { pull, streamHead as head, verifyPeers } from './helpers/pull-requests.js';
 
 const dir = tempDir();
 const running: RunningNode[] = [];
@@ -20,26 +20,6 @@ async function node(settings: Record<string, string> = {}, maxHeldPulls?: number
   const n = await startTestNode(`${dir.path}/node-${++counter}`, settings, maxHeldPulls === undefined ? {} : { pullServing: { maxHeldPulls } });
   running.push(n);
   return n;
-}
-
-const pull = (n: RunningNode, query: string, headers: Record<string, string> = {}) => rawGet(n.url, `/federation/pull?${query}`, headers);
-
-/** Where the stream stands now: the next_since of a pull that reads everything from 0. */
-async function head(n: RunningNode): Promise<number> {
-  let since = 0;
-  for (;;) {
-    const page = (await pull(n, `since=${since}&limit=1000`)).body;
-    since = page.next_since;
-    if (!page.has_more) return since;
-  }
-}
-
-/** Verifies a peer through the store, as a follower does when a page from it applied. */
-function verifyPeers(n: RunningNode, urls: string[]): void {
-  n.store.write(() => {
-    n.store.peers.addCandidates(urls, 'discovered', Date.now());
-    for (const url of urls) n.store.peers.recordPageApplied({ url, nodeId: `id-of-${url}`, highWater: 0 });
-  });
 }
 
 describe('one stream for cards and peers', () => {
@@ -115,121 +95,6 @@ describe('one stream for cards and peers', () => {
   });
 });
 
-describe('long poll (wait)', () => {
-  it('refuses a bad wait with 400 invalid_query, like since and limit', async () => {
-    const n = await node();
-    for (const bad of ['-1', '30001', '1.5', '', '1e3', 'abc', '%201']) {
-      const res = await pull(n, `since=0&wait=${bad}`);
-      assert.equal(res.status, 400, `wait=${bad}`);
-      assert.equal(res.body.error.code, 'invalid_query');
-    }
-    assert.equal((await pull(n, 'since=0&wait=1&wait=1')).status, 400);
-    storeCards(n, bulkCards(1, Date.now(), 'w'));
-    // A page with changes answers at once, whatever the wait.
-    for (const ok of ['0', '30000', '0030000']) assert.equal((await pull(n, `since=0&wait=${ok}`)).status, 200);
-  });
-
-  it('a held pull wakes on a commit with the change; again after that; a commit that stamps nothing wakes none', async () => {
-    const n = await node();
-    let mark = await head(n);
-
-    // Woken by a POST to the node.
-    const first = pull(n, `since=${mark}&wait=30000`);
-    await eventually(() => n.pulls.heldPullCount === 1, 10_000, 'the pull is held');
-    const posted = newAgent();
-    assert.equal((await postJson(`${n.url}/agents`, posted.card)).status, 201);
-    const woken = await first;
-    assert.equal(woken.status, 200);
-    assert.deepEqual(woken.body.agents.map((c: any) => c.id), [posted.card.id]);
-    assert.ok(woken.body.next_since > mark);
-    assert.equal(woken.body.wait_max_ms, 30000);
-    assert.equal(n.pulls.heldPullCount, 0);
-    mark = woken.body.next_since;
-
-    // Held again, and a write that stores nothing new (the same version) leaves it held.
-    const second = pull(n, `since=${mark}&wait=30000`);
-    await eventually(() => n.pulls.heldPullCount === 1, 10_000, 'the second pull is held');
-    assert.equal((await postJson(`${n.url}/agents`, posted.card)).status, 200);
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(n.pulls.heldPullCount, 1, 'a commit that stamped nothing wakes no one');
-    // Woken by a card stored through the store itself.
-    const stored = bulkCards(1, Date.now(), 'direct');
-    storeCards(n, stored);
-    const again = await second;
-    assert.deepEqual(again.body.agents.map((c: any) => c.id), [stored[0]!.id]);
-    mark = again.body.next_since;
-
-    // And once more: the signal is not spent by one wake.
-    const third = pull(n, `since=${mark}&wait=30000`);
-    await eventually(() => n.pulls.heldPullCount === 1, 10_000, 'the third pull is held');
-    const last = newAgent();
-    assert.equal((await postJson(`${n.url}/agents`, last.card)).status, 201);
-    assert.deepEqual((await third).body.agents.map((c: any) => c.id), [last.card.id]);
-  });
-
-  it('answers the empty page when the wait runs out', async () => {
-    const n = await node();
-    const mark = await head(n);
-    const started = Date.now();
-    const res = await pull(n, `since=${mark}&wait=300`);
-    assert.ok(Date.now() - started >= 250, 'held for about the wait');
-    assert.equal(res.status, 200);
-    assert.deepEqual(res.body.agents, []);
-    assert.equal(res.body.next_since, mark);
-    assert.equal(res.body.has_more, false);
-    assert.equal(n.pulls.heldPullCount, 0);
-  });
-
-  it('past the cap a pull is answered at once with the empty page; the held ones still wake', async () => {
-    const n = await node({}, 2);
-    const mark = await head(n);
-    const held = [pull(n, `since=${mark}&wait=30000`), pull(n, `since=${mark}&wait=30000`)];
-    await eventually(() => n.pulls.heldPullCount === 2, 10_000, 'two pulls held');
-    const extra = await pull(n, `since=${mark}&wait=30000`);
-    assert.equal(extra.status, 200);
-    assert.deepEqual(extra.body.agents, []);
-    assert.equal(extra.body.next_since, mark);
-    assert.equal(n.pulls.heldPullCount, 2);
-    const posted = newAgent();
-    assert.equal((await postJson(`${n.url}/agents`, posted.card)).status, 201);
-    for (const res of await Promise.all(held)) assert.deepEqual(res.body.agents.map((c: any) => c.id), [posted.card.id]);
-  });
-
-  it('a client that leaves mid-wait frees its slot at once; the next held pull still wakes', async () => {
-    const n = await node({}, 1);
-    const mark = await head(n);
-    const abort = new AbortController();
-    const left = rawGet(n.url, `/federation/pull?since=${mark}&wait=30000`, {}, abort.signal).catch((error: Error) => error);
-    await eventually(() => n.pulls.heldPullCount === 1, 10_000, 'the pull is held');
-    abort.abort();
-    assert.ok((await left) instanceof Error);
-    await eventually(() => n.pulls.heldPullCount === 0, 10_000, 'the slot is freed');
-    // With a cap of 1, a new pull can only be held because the slot came back.
-    const next = pull(n, `since=${mark}&wait=30000`);
-    await eventually(() => n.pulls.heldPullCount === 1, 10_000, 'a new pull is held in the freed slot');
-    const posted = newAgent();
-    assert.equal((await postJson(`${n.url}/agents`, posted.card)).status, 201);
-    assert.deepEqual((await next).body.agents.map((c: any) => c.id), [posted.card.id]);
-  });
-
-  it('held pulls are answered with a 200 empty page when the node stops, and the node stops promptly', async () => {
-    const n = await startTestNode(`${dir.path}/stopping`);
-    const mark = await head(n);
-    const held = [1, 2, 3].map(() => pull(n, `since=${mark}&wait=30000`));
-    await eventually(() => n.pulls.heldPullCount === 3, 10_000, 'three pulls held');
-    const started = Date.now();
-    await n.stop();
-    // Far below the 30 s wait: the stop did not wait the long polls out.
-    assert.ok(Date.now() - started < 9_000, `stopped in ${Date.now() - started} ms`);
-    for (const res of await Promise.all(held)) {
-      assert.equal(res.status, 200);
-      assert.deepEqual(res.body.agents, []);
-      assert.equal(res.body.next_since, mark);
-    }
-    assert.equal(n.pulls.heldPullCount, 0);
-  });
-});
-
 describe('gzip', () => {
   it('answers Accept-Encoding: gzip compressed, and the decoded body is the plain body', async () => {
     const n = await node({ publicUrl: 'http://self.example' });
@@ -247,6 +112,15 @@ describe('gzip', () => {
       assert.equal(sameBut(gunzipSync(zipped.raw).toString('utf8')), sameBut(plain.raw.toString('utf8')));
       if (query.includes('1000')) assert.ok(zipped.raw.length < plain.raw.length);
     }
+    // A long poll woken by a commit answers compressed too.
+    const mark = (await pull(n, 'since=0&limit=1000')).body.next_since;
+    const held = pull(n, `since=${mark}&wait=30000`, { 'accept-encoding': 'gzip' });
+    await eventually(() => n.pulls.heldPullCount === 1, 10_000, 'the pull is held');
+    const [late] = bulkCards(1, Date.now(), 'late-zip');
+    storeCards(n, [late!]);
+    const woken = await held;
+    assert.equal(woken.headers['content-encoding'], 'gzip');
+    assert.deepEqual(JSON.parse(gunzipSync(woken.raw).toString('utf8')).agents.map((c: any) => c.id), [late!.id]);
     // Refused or unknown encodings get the plain text.
     for (const accept of ['gzip;q=0', 'identity', 'br']) {
       const res = await pull(n, 'since=0&limit=5', { 'accept-encoding': accept });

@@ -1,5 +1,6 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import type { RunningNode } from '../../src/node.js';
 
 export interface PullAnswer {
   status: number;
@@ -98,5 +99,26 @@ export async function slowPull(baseUrl: string, path: string, bytesPerTick: numb
     socket.on('error', reject);
     socket.on('close', () => reject(new Error(`the connection closed after ${received} bytes, before the whole answer`)));
     socket.once('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n\r\n`));
+  });
+}
+
+/** A pull of a node's stream with the query as given. */
+export const pull = (node: RunningNode, query: string, headers: Record<string, string> = {}) => rawGet(node.url, `/federation/pull?${query}`, headers);
+
+/** Where a node's stream stands now: the next_since of a walk that reads everything from 0. */
+export async function streamHead(node: RunningNode): Promise<number> {
+  let since = 0;
+  for (;;) {
+    const page = (await pull(node, `since=${since}&limit=1000`)).body;
+    since = page.next_since;
+    if (!page.has_more) return since;
+  }
+}
+
+/** Verifies peers through the store's own write path, as a follower does when a page from each applied. */
+export function verifyPeers(node: RunningNode, urls: string[]): void {
+  node.store.write(() => {
+    node.store.peers.addCandidates(urls, 'discovered', Date.now());
+    for (const url of urls) node.store.peers.recordPageApplied({ url, nodeId: `id-of-${url}`, highWater: 0 });
   });
 }
