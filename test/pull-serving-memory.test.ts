@@ -61,6 +61,7 @@ describe('answers not yet read', () => {
     assert.equal(refused.headers['retry-after'], '1');
     assert.equal(refused.body.error.code, 'unavailable');
     assert.equal(typeof refused.body.error.message, 'string');
+    assert.equal(node.pulls.refusedPulls, 1);
     // Refused for want of room for a big page only: a small page still fits.
     const small = await rawGet(node.url, '/federation/pull?since=0&limit=2');
     assert.equal(small.status, 200);
@@ -68,6 +69,7 @@ describe('answers not yet read', () => {
 
     // The two clients read nothing: each is cut after the stall timeout and its bytes are released.
     await eventually(() => node.pulls.unreadBytes === 0, 20_000, 'the non-readers cut off');
+    assert.equal(node.pulls.stalledClientsCut, 2);
     const after = await rawGet(node.url, FULL_PAGE);
     assert.equal(after.status, 200);
     assert.equal(after.body.agents.length, CARDS);

@@ -76,7 +76,7 @@ export class PullServer {
     this.publicUrl = publicUrl;
     this.logger = logger;
     this.held = new HeldPulls(maxHeldPulls);
-    this.unread = new UnreadAnswers({ maxBytes: maxUnreadBytes, stallTimeoutMs });
+    this.unread = new UnreadAnswers({ maxBytes: maxUnreadBytes, stallTimeoutMs, logger });
     this.unsubscribe = store.onCommit((stamp) => this.held.committedUpTo(stamp));
   }
 
@@ -89,6 +89,18 @@ export class PullServer {
   get unreadBytes(): number {
     return this.unread.unreadBytes;
   }
+
+  /** Pulls refused with 503 for want of room in the unread budget, since start (a counter). */
+  get refusedPulls(): number {
+    return this.refused;
+  }
+
+  /** Clients cut off for reading nothing of their answer for the stall timeout, since start (a counter). */
+  get stalledClientsCut(): number {
+    return this.unread.cutOff;
+  }
+
+  private refused = 0;
 
   /**
    * Answers one pull on res. Rejects with ServingOverloaded (before anything is written) when the answer would pass
@@ -134,6 +146,7 @@ export class PullServer {
    */
   private refuseUnlessRoomFor(limit: number): void {
     if (!this.unread.fits(largestPageBytes(limit))) {
+      this.refused++;
       throw new ServingOverloaded('too many answers are waiting to be read by their clients; try again shortly');
     }
   }

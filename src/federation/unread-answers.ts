@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 
 /**
  * Bytes handed to the socket a write at a time: progress is seen per chunk (the kernel took all of it), and
@@ -17,6 +18,7 @@ export interface UnreadAnswersOptions {
   maxBytes: number;
   /** A client that reads nothing for this long is cut off, and its answer's bytes released. */
   stallTimeoutMs: number;
+  logger: Logger;
 }
 
 /** One answer's hold on the budget, from when its body is built until its client read it or left. */
@@ -46,6 +48,8 @@ export class UnreadAnswers {
   private bytes = 0;
   private readonly sending = new Set<Sending>();
   private watchdog: NodeJS.Timeout | null = null;
+  /** Clients cut off for reading nothing, since start (a counter for metrics). */
+  cutOff = 0;
 
   constructor(private readonly options: UnreadAnswersOptions) {}
 
@@ -113,6 +117,11 @@ export class UnreadAnswers {
         sending.lastProgressAt = now;
       } else if (now - sending.lastProgressAt >= stallTimeoutMs) {
         this.sending.delete(sending);
+        this.cutOff++;
+        this.options.logger.info(
+          { remote: sending.res.socket?.remoteAddress, sent: sending.flushed, stall_ms: stallTimeoutMs },
+          'pull client cut off: it read nothing of its answer',
+        );
         // Destroying the response destroys its socket; 'close' releases the bytes.
         sending.res.destroy();
       }
