@@ -31,7 +31,6 @@ export class PeerRepository {
   private readonly selectRow: Database.Statement<[string], PeerRow>;
   private readonly markApplied: Database.Statement<unknown[]>;
   private readonly stampVerified: Database.Statement<[number, string]>;
-  private readonly selectVerifiedSince: Database.Statement<[number, number], string>;
   private readonly selectStampedSince: Database.Statement<[number, number], [number, string]>;
   private readonly upsertSeed: Database.Statement<[string, number]>;
   private readonly markSucceeded: Database.Statement<[number, number, number, string]>;
@@ -63,9 +62,6 @@ export class PeerRepository {
       'UPDATE peers SET node_id = @node_id, high_water = @high_water WHERE url = @url',
     );
     this.stampVerified = sqlite.prepare('UPDATE peers SET changed_at = ? WHERE url = ? AND changed_at IS NULL');
-    this.selectVerifiedSince = sqlite
-      .prepare('SELECT url FROM peers WHERE changed_at > ? ORDER BY changed_at LIMIT ?')
-      .pluck(true) as unknown as Database.Statement<[number, number], string>;
     // The UNIQUE constraint on changed_at is its index: the range read costs what it returns.
     this.selectStampedSince = sqlite
       .prepare('SELECT changed_at, url FROM peers WHERE changed_at > ? ORDER BY changed_at LIMIT ?')
@@ -124,11 +120,6 @@ export class PeerRepository {
   /** Peers whose next attempt is due, soonest first. */
   due(nowMs: number, limit: number): PeerRow[] {
     return this.selectDue.all(nowMs, limit);
-  }
-
-  /** Verified peer URLs whose row changed after `since`, oldest change first: what a pull passes on. */
-  verifiedSince(since: number, limit: number): string[] {
-    return this.selectVerifiedSince.all(since, limit);
   }
 
   /** Verified peer rows stamped after `since`, in stamp order, with their stamps: a pull page's share of the stream. */
