@@ -80,6 +80,23 @@ describe('long poll (wait)', () => {
     assert.deepEqual((await third).body.agents.map((c: any) => c.id), [last.card.id]);
   });
 
+  it('a wake whose change is gone by the time the page is read holds the pull again', async () => {
+    const n = await node();
+    const mark = await head(n);
+    const held = pull(n, `since=${mark}&wait=30000`);
+    await eventually(() => n.pulls.heldPullCount === 1, 10_000, 'the pull is held');
+    // Two commits in one turn: a peer stamped, then its row dropped, before the held pull reads its page.
+    verifyPeers(n, ['http://gone.example']);
+    n.store.write(() => n.store.peers.remove('http://gone.example'));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(n.pulls.heldPullCount, 1, 'held again, not answered empty');
+    const [card] = bulkCards(1, Date.now(), 'after-gone');
+    storeCards(n, [card!]);
+    const res = await held;
+    assert.deepEqual(res.body.agents.map((c: any) => c.id), [card!.id]);
+    assert.deepEqual(res.body.peers, []);
+  });
+
   it('answers the empty page when the wait runs out', async () => {
     const n = await node();
     const mark = await head(n);

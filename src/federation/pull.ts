@@ -109,17 +109,20 @@ export class PullServer {
   async answer(query: PullQuery, res: ServerResponse): Promise<void> {
     this.refuseUnlessRoomFor(query.limit);
     let page = readPage(this.store, query);
-    if (query.waitMs > 0 && isEmpty(page)) {
-      const held = this.held.hold(query.since, query.waitMs);
-      if (held) {
-        const left = () => held.release();
-        res.once('close', left);
-        const reason = await held.woken;
-        res.off('close', left);
-        if (reason === 'left' || res.destroyed) return;
-        this.refuseUnlessRoomFor(query.limit);
-        page = readPage(this.store, query);
-      }
+    const deadline = Date.now() + query.waitMs;
+    // Held while nothing follows since. A commit whose stamps are no longer served when the page is read (a row
+    // replaced or dropped meanwhile) holds the pull again for the rest of its wait rather than answer it empty.
+    while (isEmpty(page) && deadline > Date.now()) {
+      const held = this.held.hold(query.since, deadline - Date.now());
+      if (!held) break; // over the cap, or stopping: the empty page now
+      const left = () => held.release();
+      res.once('close', left);
+      const reason = await held.woken;
+      res.off('close', left);
+      if (reason === 'left' || res.destroyed) return;
+      this.refuseUnlessRoomFor(query.limit);
+      page = readPage(this.store, query);
+      if (reason !== 'change') break;
     }
     const text = pageText(page, { nodeId: this.store.nodeId, publicUrl: this.publicUrl, waitMaxMs: MAX_PULL_WAIT_MS, nowMs: Date.now() });
     // Counted before the buffer exists: a refused page is never allocated.
