@@ -3,6 +3,7 @@ import { STATUS_CODES, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { PullServer, type PullServingTuning } from './federation/pull.js';
 import { SyncWorker, type SyncOptions } from './federation/sync-worker.js';
 import { VerifierPool } from './federation/verifier-pool.js';
 import { createApp } from './http/app.js';
@@ -14,6 +15,8 @@ export interface RunningNode {
   config: Config;
   store: Store;
   worker: SyncWorker;
+  /** Pull serving: heldPullCount and unreadBytes are its gauges. */
+  pulls: PullServer;
   server: Server;
   /** This node's metrics (its own registry); connect() wires sources of parts built later. */
   metrics: NodeMetrics;
@@ -27,21 +30,26 @@ export interface RunningNode {
 export type SyncTuning = Omit<SyncOptions, 'store' | 'logger' | 'seeds' | 'publicUrl' | 'intervalMs' | 'maxClockSkewMs'> & {
   /** false: no background rounds; the caller drives them with worker.runRound() (tests that count what a round did). */
   backgroundSync?: boolean;
+  /** Caps of pull serving (held long polls, unread answer bytes, stall timeout); defaults in DEFAULT_PULL_SERVING. */
+  pullServing?: Partial<PullServingTuning>;
 };
 
 /** The composition root: the only place that knows every part. */
-export async function startNode(config: Config, logger: Logger, { backgroundSync = true, ...tuning }: SyncTuning = {}): Promise<RunningNode> {
+export async function startNode(config: Config, logger: Logger, { backgroundSync = true, pullServing, ...tuning }: SyncTuning = {}): Promise<RunningNode> {
   const store = await Store.open(config.db);
   store.checkpointInBackground();
   logger.info({ db: config.db, node_id: store.nodeId }, 'database open');
 
   const metrics = new NodeMetrics({ store, dbPath: config.db });
+  const pulls = new PullServer({ store, publicUrl: config.publicUrl, logger: logger.child({ subsystem: 'pull-serving' }), ...pullServing });
+  metrics.connect({ heldPulls: () => pulls.heldPullCount, unreadBytes: () => pulls.unreadBytes });
   const app = createApp({
     store,
     metrics,
     maxClockSkewMs: config.maxClockSkewMs,
     publicUrl: config.publicUrl,
     logger: logger.child({ subsystem: 'http' }),
+    pulls,
   });
   const server = app.listen(config.port, config.host);
   try {
@@ -95,6 +103,8 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
   let stopped: Promise<void> | null = null;
   const stop = () =>
     (stopped ??= (async () => {
+      // Held long polls are answered first: server.close() below waits for their connections.
+      pulls.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       // Requests in flight get a moment to finish; then their sockets go, so shutdown stays prompt.
@@ -106,5 +116,5 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
       logger.info('node stopped');
     })());
 
-  return { config, store, worker, server, metrics, url, stop };
+  return { config, store, worker, pulls, server, metrics, url, stop };
 }

@@ -375,11 +375,12 @@ describe('GET /federation/pull parameters (section 6)', () => {
   const MAX = '9007199254740991'; // 2^53 - 1
 
   it('accepts decimal digits with leading zeros, the bounds, and ignores unknown parameters', async () => {
-    for (const query of ['', '?since=0', '?since=000', '?since=0007', `?since=${MAX}`, `?since=000${MAX}`, '?limit=1', '?limit=1000', '?limit=0001', '?since=5&limit=10', '?foo=bar&since=1', '?since=1&x=1&x=2', '?SINCE=-1', '?since[]=-1', '?limit[x]=0']) {
+    for (const query of ['', '?since=0', '?since=000', '?since=0007', `?since=${MAX}`, `?since=000${MAX}`, '?limit=1', '?limit=1000', '?limit=0001', '?since=5&limit=10', '?foo=bar&since=1', '?since=1&x=1&x=2', '?SINCE=-1', '?since[]=-1', '?limit[x]=0', '?wait=0', '?wait=000', '?since=0&wait=1']) {
       const res = await get(`/federation/pull${query}`);
       assert.equal(res.status, 200, `${query}: ${res.text}`);
       assert.equal(res.body.protocol, 'agentmesh-federation/1');
       assert.equal(res.body.node_id, suite.node.store.nodeId);
+      assert.equal(res.body.wait_max_ms, 30000, '1.1: every answer says the longest wait honoured');
     }
     const page = await get(`/federation/pull?since=${MAX}`);
     assert.deepEqual(page.body.agents, []);
@@ -393,6 +394,8 @@ describe('GET /federation/pull parameters (section 6)', () => {
       '?since=', '?since', '?since=%20', '?since=%201', '?since=1%20', '?since=1&since=1', '?since=1&since=2',
       '?since=9007199254740992', '?since=99999999999999999999999', '?since=%EF%BC%91', '?since=%D9%A1', '?since=1,2',
       '?limit=0', '?limit=1001', '?limit=', '?limit=-5', '?limit=1.5', '?limit=1e2', '?limit=10&limit=10', '?limit=abc', '?limit=00000',
+      // 1.1: wait, with the same strictness.
+      '?wait=-1', '?wait=30001', '?wait=', '?wait=1.5', '?wait=1e3', '?wait=abc', '?wait=1&wait=1', '?wait=%201',
     ];
     for (const query of bad) {
       const res = await get(`/federation/pull${query}`);

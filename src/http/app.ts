@@ -1,6 +1,7 @@
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
 import type { NodeMetrics } from '../metrics/registry.js';
+import { PullServer } from '../federation/pull.js';
 import type { Store } from '../store/index.js';
 import { agentsRouter } from './agents-routes.js';
 import { errorMiddleware, notFoundHandler } from './errors.js';
@@ -15,9 +16,11 @@ export interface AppOptions {
   logger: Logger;
   /** The node's metrics: requests are counted and GET /metrics serves them. Absent: no /metrics route. */
   metrics?: NodeMetrics;
+  /** Pull serving, built by the composition root with its tuning; a default one when not given (benchmarks). */
+  pulls?: PullServer;
 }
 
-export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics }: AppOptions): Express {
+export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, pulls }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -45,7 +48,14 @@ export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics }:
   });
   app.get('/', homePage);
   app.use(agentsRouter({ store, maxClockSkewMs, cards: metrics?.cards }));
-  app.use(federationRouter({ store, publicUrl, logger }));
+  app.use(
+    federationRouter({
+      store,
+      pulls: pulls ?? new PullServer({ store, publicUrl, logger: logger.child({ subsystem: 'pull-serving' }) }),
+      publicUrl,
+      logger,
+    }),
+  );
   app.use(notFoundHandler);
   app.use(errorMiddleware(logger));
   return app;

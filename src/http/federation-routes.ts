@@ -1,12 +1,14 @@
 import { Router } from 'express';
 import type { Logger } from 'pino';
-import { DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, servePull } from '../federation/pull.js';
+import { DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PULL_WAIT_MS, ServingOverloaded, type PullServer } from '../federation/pull.js';
 import { normalizePeerUrl } from '../federation/peer-url.js';
 import type { PeerRow, Store } from '../store/index.js';
+import { ApiError } from './errors.js';
 import { decimalParam } from './query.js';
 
 export interface FederationRouterOptions {
   store: Store;
+  pulls: PullServer;
   publicUrl: string | undefined;
   logger: Logger;
 }
@@ -25,14 +27,23 @@ function describePeer(row: PeerRow) {
   };
 }
 
-export function federationRouter({ store, publicUrl, logger }: FederationRouterOptions): Router {
+export function federationRouter({ store, pulls, publicUrl, logger }: FederationRouterOptions): Router {
   const router = Router();
 
-  router.get('/federation/pull', (req, res) => {
+  router.get('/federation/pull', async (req, res) => {
     const since = decimalParam(req, 'since', 0, Number.MAX_SAFE_INTEGER, 0);
     const limit = decimalParam(req, 'limit', 1, MAX_PULL_LIMIT, DEFAULT_PULL_LIMIT);
+    const waitMs = decimalParam(req, 'wait', 0, MAX_PULL_WAIT_MS, 0);
+    // Compressed only when asked: a client that sends no Accept-Encoding gets the plain text.
+    const gzip = req.get('accept-encoding') !== undefined && req.acceptsEncodings('gzip', 'identity') === 'gzip';
     recordAnnouncedPeer(req.get('x-agentmesh-node-url'));
-    res.status(200).type('application/json').send(servePull(store, { since, limit }, publicUrl));
+    try {
+      await pulls.answer({ since, limit, waitMs, gzip }, res);
+    } catch (error) {
+      if (!(error instanceof ServingOverloaded)) throw error;
+      res.set('Retry-After', '1');
+      throw new ApiError(503, 'unavailable', error.message);
+    }
   });
 
   router.get('/federation/peers', async (_req, res) => {

@@ -38,11 +38,16 @@ export class ChangeClock {
     return this.last;
   }
 
-  /** Stores the last stamp given; called inside the transaction, just before it commits. */
-  finish(): void {
-    if (this.dirty && this.last !== null) this.storeLast.run(this.last);
+  /**
+   * Stores the last stamp given; called inside the transaction, just before it commits. Returns that stamp, or
+   * null when the transaction gave none (it stored no card and stamped no peer).
+   */
+  finish(): number | null {
+    const stamped = this.dirty ? this.last : null;
+    if (stamped !== null) this.storeLast.run(stamped);
     this.last = null;
     this.dirty = false;
+    return stamped;
   }
 
   /** The transaction rolled back: what was handed out is forgotten with it. */

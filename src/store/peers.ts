@@ -14,6 +14,12 @@ export const DROP_FAILING_PEER_AFTER_MS = 7 * 24 * 60 * 60 * 1000;
 
 export type PeerRow = PeersTable;
 
+/** A verified peer row as a pull page passes it on: its change stamp and base URL. */
+export interface StampedPeer {
+  changedAt: number;
+  url: string;
+}
+
 export interface PeerSuccess {
   url: string;
   nodeId: string;
@@ -30,7 +36,7 @@ export class PeerRepository {
   private readonly selectRow: Database.Statement<[string], PeerRow>;
   private readonly markApplied: Database.Statement<unknown[]>;
   private readonly stampVerified: Database.Statement<[number, string]>;
-  private readonly selectVerifiedSince: Database.Statement<[number, number], string>;
+  private readonly selectStampedSince: Database.Statement<[number, number], [number, string]>;
   private readonly upsertSeed: Database.Statement<[string, number, string]>;
   private readonly demoteSeeds: Database.Statement<[string]>;
   private readonly countHost: Database.Statement<[string], number>;
@@ -81,9 +87,10 @@ export class PeerRepository {
       'UPDATE peers SET node_id = @node_id, high_water = @high_water WHERE url = @url',
     );
     this.stampVerified = sqlite.prepare('UPDATE peers SET changed_at = ? WHERE url = ? AND changed_at IS NULL');
-    this.selectVerifiedSince = sqlite
-      .prepare('SELECT url FROM peers WHERE changed_at > ? ORDER BY changed_at LIMIT ?')
-      .pluck(true) as unknown as Database.Statement<[number, number], string>;
+    // The UNIQUE constraint on changed_at is its index: the range read costs what it returns.
+    this.selectStampedSince = sqlite
+      .prepare('SELECT changed_at, url FROM peers WHERE changed_at > ? ORDER BY changed_at LIMIT ?')
+      .raw(true) as unknown as Database.Statement<[number, number], [number, string]>;
   }
 
   /**
@@ -179,9 +186,9 @@ export class PeerRepository {
     return this.selectDue.all(nowMs, limit);
   }
 
-  /** Verified peer URLs whose row changed after `since`, oldest change first: what a pull passes on. */
-  verifiedSince(since: number, limit: number): string[] {
-    return this.selectVerifiedSince.all(since, limit);
+  /** Verified peer rows stamped after `since`, in stamp order, with their stamps: a pull page's share of the stream. */
+  stampedSince(since: number, limit: number): StampedPeer[] {
+    return this.selectStampedSince.all(since, limit).map(([changedAt, url]) => ({ changedAt, url }));
   }
 
   async list(): Promise<PeerRow[]> {

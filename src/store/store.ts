@@ -10,6 +10,9 @@ import { WalCheckpointer } from './checkpointer.js';
 const BACKSTOP_CHECKPOINT_PAGES = 10_000;
 import type { DatabaseSchema } from './tables.js';
 
+/** Told the last change stamp of a write transaction that committed. */
+export type CommitListener = (lastStamp: number) => void;
+
 /** The node's database: one SQLite file, its repositories, and the write transaction they share. */
 export class Store {
   readonly agents: AgentRepository;
@@ -18,6 +21,11 @@ export class Store {
   private readonly clock: ChangeClock;
   /** One transaction function, made once: the clock reads its maximum at the start and stores it at the end. */
   private readonly writeTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
+  /** A read transaction: several statements see one snapshot, whatever other processes commit meanwhile. */
+  private readonly readTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
+  /** The last stamp the open write transaction gave, read after it commits; null when it gave none. */
+  private stampedInTransaction: number | null = null;
+  private readonly commitListeners = new Set<CommitListener>();
 
   private constructor(
     private readonly path: string,
@@ -32,13 +40,14 @@ export class Store {
       clock.begin();
       try {
         const result = fn();
-        clock.finish();
+        this.stampedInTransaction = clock.finish();
         return result;
       } catch (error) {
         clock.abandon();
         throw error;
       }
     });
+    this.readTransaction = sqlite.transaction((fn: () => unknown) => fn());
     this.nodeId = (sqlite.prepare('SELECT node_id FROM node_meta').get() as { node_id: string }).node_id;
   }
 
@@ -54,10 +63,38 @@ export class Store {
   write<T>(fn: () => T): T {
     // Inside a write already (a nested call): a savepoint of it, on the same clock.
     if (this.clock.active) return this.sqlite.transaction(fn)();
-    return this.writeTransaction.immediate(fn) as T;
+    this.stampedInTransaction = null;
+    const result = this.writeTransaction.immediate(fn) as T;
+    // Committed: tell who waits for changes (held pulls), only when something was stamped.
+    const stamped = this.stampedInTransaction;
+    if (stamped !== null) {
+      this.stampedInTransaction = null;
+      for (const listener of this.commitListeners) {
+        try {
+          listener(stamped);
+        } catch {
+          // A listener's failure is its own: the write committed, and its caller must hear that it did.
+        }
+      }
+    }
+    return result;
   }
 
+  /**
+   * Calls listener with the last change stamp of each write transaction of this process that stamped something,
+   * just after it commits (an in-process signal: no polling of the database). Listeners run synchronously inside
+   * the writer's call, so they should only take note and defer their work. Returns the unsubscribe function.
+   */
+  onCommit(listener: CommitListener): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
 
+  /** Runs fn's reads in one read transaction: one consistent snapshot of the database (WAL), no write lock. */
+  readSnapshot<T>(fn: () => T): T {
+    if (this.clock.active) return fn(); // inside a write, reads already see one state
+    return this.readTransaction.deferred(fn) as T;
+  }
 
   /**
    * Group commit: runs fn in a write transaction shared with the writes queued during the same turn of the event
