@@ -32,11 +32,15 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
   store.checkpointInBackground();
   logger.info({ db: config.db, node_id: store.nodeId }, 'database open');
 
+  // A peer announced by a node that pulls from us is pulled at once (PROTOCOL.md section 7); the worker is built
+  // below, after the listener, so the hook reaches it through this variable.
+  let worker: SyncWorker | undefined;
   const app = createApp({
     store,
     maxClockSkewMs: config.maxClockSkewMs,
     publicUrl: config.publicUrl,
     logger: logger.child({ subsystem: 'http' }),
+    onPeerLearned: () => worker?.nudge(),
   });
   const server = app.listen(config.port, config.host);
   try {
@@ -68,13 +72,14 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
 
-  const worker = new SyncWorker({
+  worker = new SyncWorker({
     store,
     logger: logger.child({ subsystem: 'sync' }),
     seeds: config.seeds,
     publicUrl: config.publicUrl,
     intervalMs: config.syncIntervalMs,
     maxClockSkewMs: config.maxClockSkewMs,
+    livePeers: config.livePeers,
     ...tuning,
     // Verification of pulled pages runs on worker threads (one per core but the event loop's), started on first
     // use; worker.stop() closes the pool. Callers may pass another verifier (e.g. inlineVerifier) in tuning.
@@ -92,7 +97,7 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
       const forced = setTimeout(() => server.closeAllConnections(), 2_000);
       await closed;
       clearTimeout(forced);
-      await worker.stop();
+      await worker!.stop();
       await store.close();
       logger.info('node stopped');
     })());

@@ -10,9 +10,11 @@ export interface AppOptions {
   maxClockSkewMs: number;
   publicUrl: string | undefined;
   logger: Logger;
+  /** Told when a pull announced a peer not known before (the sync worker pulls it at once). */
+  onPeerLearned?: (url: string) => void;
 }
 
-export function createApp({ store, maxClockSkewMs, publicUrl, logger }: AppOptions): Express {
+export function createApp({ store, maxClockSkewMs, publicUrl, logger, onPeerLearned }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -28,7 +30,7 @@ export function createApp({ store, maxClockSkewMs, publicUrl, logger }: AppOptio
     });
   });
   app.use(agentsRouter({ store, maxClockSkewMs }));
-  app.use(federationRouter({ store, publicUrl, logger }));
+  app.use(federationRouter({ store, publicUrl, logger, onPeerLearned }));
   app.use(notFoundHandler);
   app.use(errorMiddleware(logger));
   return app;

@@ -9,6 +9,11 @@ export const MAX_PEER_ROWS = 1000;
 
 export type PeerRow = PeersTable;
 
+export interface ScheduledPeer {
+  url: string;
+  next_attempt_at: number;
+}
+
 export interface PeerSuccess {
   url: string;
   nodeId: string;
@@ -31,6 +36,8 @@ export class PeerRepository {
   private readonly markFailed: Database.Statement<[number, string, number, string]>;
   private readonly deleteRow: Database.Statement<[string]>;
   private readonly selectDue: Database.Statement<[number, number], PeerRow>;
+  private readonly selectDueOrHealthy: Database.Statement<[number, number], PeerRow>;
+  private readonly selectScheduleHead: Database.Statement<[number], ScheduledPeer>;
 
   constructor(
     sqlite: Sqlite,
@@ -49,6 +56,10 @@ export class PeerRepository {
     );
     this.deleteRow = sqlite.prepare('DELETE FROM peers WHERE url = ?');
     this.selectDue = sqlite.prepare('SELECT * FROM peers WHERE next_attempt_at <= ? ORDER BY next_attempt_at, url LIMIT ?');
+    this.selectDueOrHealthy = sqlite.prepare(
+      'SELECT * FROM peers WHERE next_attempt_at <= ? OR failures = 0 ORDER BY next_attempt_at, url LIMIT ?',
+    );
+    this.selectScheduleHead = sqlite.prepare('SELECT url, next_attempt_at FROM peers ORDER BY next_attempt_at, url LIMIT ?');
     this.insertCandidate = sqlite.prepare('INSERT OR IGNORE INTO peers (url, source, added_at) VALUES (?, ?, ?)');
     this.countRows = sqlite.prepare('SELECT count(*) AS n FROM peers');
     this.selectRow = sqlite.prepare('SELECT * FROM peers WHERE url = ?');
@@ -113,6 +124,16 @@ export class PeerRepository {
   /** Peers whose next attempt is due, soonest first. */
   due(nowMs: number, limit: number): PeerRow[] {
     return this.selectDue.all(nowMs, limit);
+  }
+
+  /** Peers due now, and every peer whose last pull succeeded whatever its schedule says: what a forced pull takes. */
+  dueOrHealthy(nowMs: number, limit: number): PeerRow[] {
+    return this.selectDueOrHealthy.all(nowMs, limit);
+  }
+
+  /** The first `limit` rows of the schedule, soonest first: the scheduler skips the ones it is already pulling. */
+  scheduleHead(limit: number): ScheduledPeer[] {
+    return this.selectScheduleHead.all(limit);
   }
 
   /** Verified peer URLs whose row changed after `since`, oldest change first: what a pull passes on. */
