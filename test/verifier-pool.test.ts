@@ -20,7 +20,7 @@ const vectorClock = Date.parse('2026-06-01T00:00:00Z');
 
 describe('VerifierPool', () => {
   it('verifies on worker threads exactly as verifyBatch does, split over threads, in order', async () => {
-    const pool = new VerifierPool({ size: 2, minChunk: 2 });
+    const pool = new VerifierPool({ size: 2, minChunk: 2, inlineBelow: 0 });
     cleanups.push(() => pool.close());
     const cards = [...vectors.map((v) => v.card), ...vectors.map((v) => v.card)];
     const pooled = await pool.verify(cards, vectorClock, 300_000);
