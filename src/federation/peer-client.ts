@@ -91,7 +91,8 @@ export class PeerClient {
       return await this.fetchPageOnce(peerUrl, since, limit, lifetime, options);
     } catch (error) {
       // A kept-alive connection that the peer closed (it restarted, say) fails on reuse; the GET is safe to repeat.
-      if (lifetime.aborted || !(error instanceof PullFailure) || !error.connectionReset) throw error;
+      // Not a held pull: one cut mid-wait is a failed live link, and the schedule takes the peer over.
+      if (lifetime.aborted || !(error instanceof PullFailure) || !error.connectionReset || (options.waitMs ?? 0) > 0) throw error;
       return this.fetchPageOnce(peerUrl, since, limit, lifetime, options);
     }
   }
