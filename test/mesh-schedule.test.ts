@@ -65,6 +65,31 @@ describe('each peer on its own schedule', () => {
     assert.match(follower.store.peers.get(hanging.url)!.last_error ?? '', /./);
   });
 
+  it('more hanging peers than pull slots: the slow pulls give their slots back, and the good peer is still pulled', async () => {
+    const hanging = [];
+    for (let i = 0; i < 6; i++) {
+      // Headers, then nothing: without the slots given back, they would hold all four for 30 s.
+      const peer = await testPeer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.flushHeaders();
+      });
+      cleanups.push(() => peer.close());
+      hanging.push(peer);
+    }
+    const good = await node({}, false);
+    const atGood = await register(good);
+    const follower = await node({ seeds: [...hanging.map((p) => p.url), good.url].join(','), syncIntervalMs: '1000' }, false);
+    // The good peer is due last, so the four slots (the default) first all go to hanging peers.
+    follower.store.connection.prepare('UPDATE peers SET next_attempt_at = CASE WHEN url = ? THEN 1 ELSE 0 END').run(good.url);
+    follower.worker.start();
+    await eventually(() => heldVersions(follower).has(atGood), 20_000, 'the good peer behind four hanging ones');
+    const next = await register(good);
+    await eventually(() => heldVersions(follower).has(next), 20_000, 'the next change at the good peer');
+    // Bounded: never more than twice the slots in flight, however many peers hang.
+    const open = hanging.reduce((n, p) => n + p.requests.length, 0);
+    assert.ok(open <= 8, `${open} pulls of hanging peers`);
+  });
+
   it('a peer announced by a node that pulls from us is pulled at once, not an interval later', async () => {
     // An hour between scheduled pulls: only the announcement can make the centre pull the edge now.
     const centre = await node({ syncIntervalMs: '3600000' });

@@ -6,8 +6,15 @@ export interface SchedulerOptions {
   store: Store;
   logger: Logger;
   puller: PeerPuller;
-  /** Scheduled pulls in flight at most; a slow peer holds one slot and no more. */
+  /** Scheduled pulls in flight that have not yet become slow; a slow peer holds one slot and no more. */
   maxInFlight: number;
+  /**
+   * A pull running this long is slow (a hanging or dripping peer): it keeps its socket but gives its slot back, so
+   * that a few hanging peers cannot hold every slot until their time-outs. Default 5 s.
+   */
+  slowAfterMs?: number;
+  /** Scheduled pulls in flight at most, slow ones included (default 2 × maxInFlight): bounds sockets and buffers. */
+  maxTotalInFlight?: number;
   /** Ends every pull when aborted (the node stops). */
   lifetime: AbortSignal;
   /** Told of every pull that ended (live-link promotion reads wait_max_ms from it). */
@@ -28,7 +35,10 @@ export class Scheduler {
   private readonly pulls = new Map<string, Promise<PullOutcome | null>>();
   /** Peers whose pulls a live link makes: not also pulled on the schedule while the link holds them. */
   private readonly held = new Set<string>();
+  /** Scheduled pulls in flight that are not slow: they hold the slots. */
   private scheduled = 0;
+  /** Every scheduled pull in flight, slow ones included. */
+  private total = 0;
   private timer: NodeJS.Timeout | null = null;
   private running = false;
 
@@ -94,8 +104,9 @@ export class Scheduler {
     if (!this.running || this.options.lifetime.aborted) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    const free = this.options.maxInFlight - this.scheduled;
-    if (free <= 0) return; // the end of a pull looks again
+    const maxTotal = this.options.maxTotalInFlight ?? 2 * this.options.maxInFlight;
+    const free = Math.min(this.options.maxInFlight - this.scheduled, maxTotal - this.total);
+    if (free <= 0) return; // the end of a pull, or a pull turning slow, looks again
     const now = Date.now();
     // Enough rows to find `free` that are neither in flight nor live, and the one after them for the timer.
     const head = this.options.store.peers.scheduleHead(this.pulls.size + this.held.size + free + 1);
@@ -104,17 +115,36 @@ export class Scheduler {
       if (this.isBusy(row.url)) continue;
       if (row.next_attempt_at <= now && started < free) {
         started++;
-        this.scheduled++;
-        void this.pull(row.url).finally(() => {
-          this.scheduled--;
-          this.tick();
-        });
+        this.startScheduled(row.url);
         continue;
       }
       if (row.next_attempt_at > now) this.arm(row.next_attempt_at - now);
       break;
     }
-    if (this.timer === null && started === 0 && this.scheduled < this.options.maxInFlight) this.arm(MAX_SLEEP_MS);
+    if (this.timer === null && started === 0) this.arm(MAX_SLEEP_MS);
+  }
+
+  private startScheduled(url: string): void {
+    this.scheduled++;
+    this.total++;
+    let holdsSlot = true;
+    const giveSlotBack = () => {
+      if (!holdsSlot) return;
+      holdsSlot = false;
+      this.scheduled--;
+    };
+    const slow = setTimeout(() => {
+      giveSlotBack();
+      this.options.logger.debug({ peer: url }, 'slow pull: its slot goes to the next peer');
+      this.tick();
+    }, this.options.slowAfterMs ?? 5_000);
+    slow.unref();
+    void this.pull(url).finally(() => {
+      clearTimeout(slow);
+      giveSlotBack();
+      this.total--;
+      this.tick();
+    });
   }
 
   private arm(delayMs: number): void {

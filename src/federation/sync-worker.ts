@@ -20,6 +20,8 @@ export interface SyncOptions {
   maxClockSkewMs: number;
   /** Scheduled pulls in flight at most (default 4); a slow peer holds one slot and no more. */
   concurrency?: number;
+  /** A pull running this long gives its slot back (it is slow: hanging or dripping); default 5 s. */
+  slowPullAfterMs?: number;
   /** Peers kept on a live link (`--live-peers`, default 8); 0: every peer on its schedule only. */
   livePeers?: number;
   pageLimit?: number;
@@ -75,6 +77,7 @@ export class SyncWorker {
       logger,
       puller,
       maxInFlight: this.concurrency,
+      slowAfterMs: options.slowPullAfterMs,
       lifetime,
       onPulled: (outcome) => this.live.observe(outcome),
     });
