@@ -144,6 +144,21 @@ describe('live links', () => {
     await eventually(() => heldVersions(node).has(card.id), 10_000, 'the change on the schedule');
   });
 
+  it('--live-peers caps the links; the other peers stay on their schedules', async () => {
+    const first = await new HeldPullPeer().start();
+    const second = await new HeldPullPeer().start();
+    const node = await follower(`${first.url},${second.url}`, { syncIntervalMs: '500', livePeers: '1' });
+    await eventually(() => first.held.size + second.held.size === 1, 10_000, 'one held pull');
+    const [linked, scheduled] = first.held.size === 1 ? [first, second] : [second, first];
+    assert.deepEqual(node.worker.liveLinks().map((l) => l.url), [linked.url]);
+    const before = scheduled.peer.requests.length;
+    await eventually(() => scheduled.peer.requests.length >= before + 2, 10_000, 'scheduled pulls of the other peer');
+    assert.ok(waits(scheduled).every((w) => w === null), 'the other peer is never asked to hold');
+    const card = newAgent({ name: 'On schedule' }).card;
+    scheduled.add(card);
+    await eventually(() => heldVersions(node).has(card.id), 10_000, 'its change on the schedule');
+  });
+
   it('--live-peers 0 keeps every peer on its schedule', async () => {
     const peer = await new HeldPullPeer().start();
     const node = await follower(peer.url, { syncIntervalMs: '500', livePeers: '0' });

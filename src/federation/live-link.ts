@@ -69,18 +69,21 @@ export class LiveLinks {
     return states;
   }
 
-  /** Opens links to the best candidates while slots are free. */
+  /**
+   * Opens links to the best candidates while slots are free. A link once open is kept while it is healthy: a better
+   * candidate (a seed learned later) takes the next free slot rather than ending a working link.
+   */
   private fill(): void {
     const { maxLinks, store, scheduler } = this.options;
+    // Peers dropped from the table leave the report too.
+    for (const url of this.fellBack) if (!store.peers.get(url)) this.fellBack.delete(url);
     if (!this.running || this.options.lifetime.aborted || this.links.size >= maxLinks) return;
     const candidates = [];
     for (const url of this.honoured.keys()) {
       if (this.links.has(url) || this.fellBack.has(url)) continue;
       const row = store.peers.get(url);
-      if (!row) {
-        this.honoured.delete(url);
-        this.fellBack.delete(url);
-      } else if (row.failures === 0) candidates.push(row);
+      if (!row) this.honoured.delete(url);
+      else if (row.failures === 0) candidates.push(row);
     }
     candidates.sort((a, b) => Number(b.source === 'seed') - Number(a.source === 'seed') || (b.last_success_at ?? 0) - (a.last_success_at ?? 0));
     for (const row of candidates) {
@@ -115,7 +118,7 @@ export class LiveLinks {
       }
       // An empty answer well before the wait means the peer did not hold it (at its cap, or it does not hold at
       // all): re-opening at once would poll it flat out, so it goes back to its schedule until its next pull.
-      if (outcome.report.received === 0 && outcome.report.peersLearned === 0 && Date.now() - started < waitMs / 2) {
+      if (outcome.report.highWater === row.high_water && Date.now() - started < waitMs / 2) {
         this.fellBack.add(url);
         logger.debug({ peer: url }, 'live link answered early with nothing: back to the schedule');
         return;
