@@ -55,7 +55,11 @@ describe('each peer on its own schedule', () => {
       const row = follower.store.peers.get(url)!;
       assert.equal(row.last_attempt_at, null, 'no pull of it has ended yet');
     }
-    assert.ok(follower.store.peers.get(good.url)!.successes >= 2, 'the good peer was pulled on its schedule meanwhile');
+    const goodRow = follower.store.peers.get(good.url)!;
+    assert.ok(goodRow.successes >= 2, 'the good peer was pulled on its schedule meanwhile');
+    // Persisted: due again an interval (1 s, ±20%) after its last pull ended.
+    const gap = goodRow.next_attempt_at - goodRow.last_attempt_at!;
+    assert.ok(gap >= 800 && gap <= 1200, `next attempt ${gap} ms after the last pull ended`);
 
     // The hang ends (the peer goes away): its pull fails and backs off; the good peer's changes still flow.
     await hanging.close();
