@@ -5,7 +5,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { after, describe, it } from 'node:test';
 import { createGzip } from 'node:zlib';
+import { buildConnector } from 'undici';
 import { msToTimestamp, signingPayload, SIGNATURE_PREFIX } from '../src/card/index.js';
+import type { PeerReport } from '../src/federation/sync-worker.js';
 import type { RunningNode } from '../src/node.js';
 import { BulkSigner } from './helpers/bulk-cards.js';
 import { heldVersions, startTestNode, storeCards, tempDir } from './helpers/index.js';
@@ -97,6 +99,30 @@ describe('skip before verifying', () => {
     const [report] = await node.worker.runRound();
     assert.deepEqual([report!.skipped, report!.rejected.invalid_card], [0, 1]);
     assert.equal(heldVersions(node).get(card.id), card.manifest_signature);
+  });
+});
+
+describe('hooks for the other parts', () => {
+  it('pulls connect through the undici connector given (the address policy plugs in there) and report each pull', async () => {
+    const signer = new BulkSigner();
+    const peer = await settablePeer();
+    peer.set((req, res) => answerPage(req, res, pullPage([signer.sign(fields('Hooked'), Date.now() - 1000)], { next_since: 1 })));
+    const base = buildConnector({ timeout: 1000 });
+    const connected: string[] = [];
+    const reports: PeerReport[] = [];
+    const node = await startTestNode(`${dir.path}/hooked`, { seeds: peer.url }, {
+      connect: (options, callback) => {
+        connected.push(`${options.hostname}:${options.port}`);
+        return base(options, callback);
+      },
+      onReport: (report) => reports.push(report),
+    });
+    cleanups.push(() => node.stop());
+    await node.worker.runRound();
+    assert.deepEqual(connected, [new URL(peer.url).host]);
+    assert.equal(reports.length, 1);
+    assert.equal(reports[0]!.applied, 1);
+    assert.equal(heldVersions(node).get(signer.id) !== undefined, true);
   });
 });
 

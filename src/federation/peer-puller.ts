@@ -43,6 +43,8 @@ export interface PeerPullerOptions {
   maxPagesPerPull: number;
   dropCandidateAfter: number;
   maxBackoffMs: number;
+  /** Told of every pull that ended, scheduled or live (metrics count them); not of pulls abandoned on stop. */
+  onReport?: (report: PeerReport) => void;
 }
 
 interface PreparedPage {
@@ -90,6 +92,7 @@ export class PeerPuller {
     if (!report.ok) logger.info(report, 'peer sync failed');
     else if (report.received > 0 || report.peersLearned > 0) logger.info(report, 'peer synced');
     else logger.debug(report, 'peer synced');
+    this.options.onReport?.(report);
     return { report, waitMaxMs };
   }
 

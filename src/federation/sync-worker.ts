@@ -32,6 +32,8 @@ export interface SyncOptions {
   dropCandidateAfter?: number;
   maxBackoffMs?: number;
   verifier?: CardVerifier;
+  /** Told of every pull that ended, scheduled, live or forced (metrics count them). */
+  onReport?: (report: PeerReport) => void;
   /** An undici connector for every pull (the address policy plugs in here). */
   connect?: buildConnector.connector;
 }
@@ -70,6 +72,7 @@ export class SyncWorker {
       maxPagesPerPull: options.maxPagesPerRound ?? 500,
       dropCandidateAfter: options.dropCandidateAfter ?? 3,
       maxBackoffMs: options.maxBackoffMs ?? Math.max(options.intervalMs, 3_600_000),
+      onReport: options.onReport,
     });
     const lifetime = this.stopping.signal;
     this.scheduler = new Scheduler({
