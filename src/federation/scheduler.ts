@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Store } from '../store/index.js';
 import type { PeerPuller, PeerReport, PullOutcome } from './peer-puller.js';
@@ -23,6 +24,7 @@ export interface SchedulerOptions {
 
 /** The longest the scheduler sleeps without looking at the table again (rows can change under it, e.g. a restore). */
 const MAX_SLEEP_MS = 60_000;
+const UNEXPECTED_FAILURE_PAUSE_MS = 1_000;
 
 /**
  * Which peer is pulled when (PROTOCOL.md section 7): each peer on its own schedule, the persisted next_attempt_at
@@ -158,8 +160,11 @@ export class Scheduler {
     if (!row) return Promise.resolve(null);
     const pulling = this.options.puller
       .pull(row, this.options.lifetime)
-      .catch((error: unknown) => {
+      .catch(async (error: unknown) => {
+        // A bug or a broken database: the row's schedule may not have moved, so the lock is held a moment longer
+        // to keep the scheduler from retrying it flat out.
         this.options.logger.error({ err: error, peer: url }, 'pull failed unexpectedly');
+        await sleep(UNEXPECTED_FAILURE_PAUSE_MS, undefined, { signal: this.options.lifetime }).catch(() => {});
         return null;
       })
       .finally(() => this.pulls.delete(url));
