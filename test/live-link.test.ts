@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, describe, it } from 'node:test';
 import type { SignedCard } from '../src/client/index.js';
+import { ConfigError, loadConfig } from '../src/config.js';
 import type { RunningNode } from '../src/node.js';
 import { eventually, heldVersions, newAgent, startTestNode, tempDir } from './helpers/index.js';
 import { answerPage, pullPage, pullParams, testPeer, type TestPeer } from './helpers/peer-server.js';
@@ -165,5 +166,14 @@ describe('live links', () => {
     await eventually(() => peer.peer.requests.length >= 3, 10_000, 'scheduled pulls');
     assert.ok(waits(peer).every((w) => w === null));
     assert.deepEqual(node.worker.liveLinks(), []);
+  });
+});
+
+describe('--live-peers', () => {
+  it('defaults to 8, reads AGENTMESH_LIVE_PEERS, and names the flag on a bad value', () => {
+    assert.equal(loadConfig({}, {}).livePeers, 8);
+    assert.equal(loadConfig({}, { AGENTMESH_LIVE_PEERS: '3' }).livePeers, 3);
+    assert.equal(loadConfig({ livePeers: '0' }, { AGENTMESH_LIVE_PEERS: '3' }).livePeers, 0);
+    assert.throws(() => loadConfig({ livePeers: '-1' }, {}), (error: unknown) => error instanceof ConfigError && /--live-peers \(AGENTMESH_LIVE_PEERS\)/.test(error.message));
   });
 });
