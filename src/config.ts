@@ -10,6 +10,7 @@ export const SETTINGS = {
   publicUrl: { flag: '--public-url', env: 'AGENTMESH_PUBLIC_URL' },
   syncIntervalMs: { flag: '--sync-interval-ms', env: 'AGENTMESH_SYNC_INTERVAL_MS' },
   maxClockSkewMs: { flag: '--max-clock-skew-ms', env: 'AGENTMESH_MAX_CLOCK_SKEW_MS' },
+  livePeers: { flag: '--live-peers', env: 'AGENTMESH_LIVE_PEERS' },
   logLevel: { flag: '--log-level', env: 'AGENTMESH_LOG_LEVEL' },
 } as const;
 
@@ -44,6 +45,8 @@ const configSchema = z.object({
   publicUrl: peerUrl.optional(),
   syncIntervalMs: integerText(100, 86_400_000).default(30_000),
   maxClockSkewMs: integerText(0, 86_400_000).default(300_000),
+  // PROTOCOL.md section 7: peers kept on a held pull (a live link); 0 pulls every peer on its schedule only.
+  livePeers: integerText(0, 100).default(8),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -43,6 +43,9 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
   const metrics = new NodeMetrics({ store, dbPath: config.db });
   const pulls = new PullServer({ store, publicUrl: config.publicUrl, logger: logger.child({ subsystem: 'pull-serving' }), ...pullServing });
   metrics.connect({ heldPulls: () => pulls.heldPullCount, unreadBytes: () => pulls.unreadBytes });
+  // A peer announced by a node that pulls from us is pulled at once (PROTOCOL.md section 7); the worker is built
+  // below, after the listener, so the hook reaches it through this variable.
+  let worker: SyncWorker | undefined;
   const app = createApp({
     store,
     metrics,
@@ -50,6 +53,7 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
     publicUrl: config.publicUrl,
     logger: logger.child({ subsystem: 'http' }),
     pulls,
+    onPeerLearned: () => worker?.nudge(),
   });
   const server = app.listen(config.port, config.host);
   try {
@@ -81,22 +85,25 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
 
-  const worker = new SyncWorker({
+  worker = new SyncWorker({
     store,
     logger: logger.child({ subsystem: 'sync' }),
     seeds: config.seeds,
     publicUrl: config.publicUrl,
     intervalMs: config.syncIntervalMs,
     maxClockSkewMs: config.maxClockSkewMs,
+    livePeers: config.livePeers,
     ...tuning,
     // Verification of pulled pages runs on worker threads (one per core but the event loop's), started on first
     // use; worker.stop() closes the pool. Callers may pass another verifier (e.g. inlineVerifier) in tuning.
     verifier: tuning.verifier ?? new VerifierPool(),
-    onPeerReport: (report) => {
+    onReport: (report) => {
       metrics.recordPeerReport(report);
-      tuning.onPeerReport?.(report);
+      tuning.onReport?.(report);
     },
   });
+  const liveWorker = worker;
+  metrics.connect({ liveLinks: () => liveWorker.liveLinks() });
   if (backgroundSync) worker.start();
   logger.info({ url, node_id: store.nodeId, seeds: config.seeds }, 'node ready');
 
@@ -111,7 +118,7 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
       const forced = setTimeout(() => server.closeAllConnections(), 2_000);
       await closed;
       clearTimeout(forced);
-      await worker.stop();
+      await worker!.stop();
       await store.close();
       logger.info('node stopped');
     })());

@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { VerifierPool } from '../src/federation/verifier-pool.js';
 import { verifyBatch } from '../src/federation/verifier.js';
 import { bulkCards } from './helpers/bulk-cards.js';
-import { startTestNode, tempDir } from './helpers/index.js';
+import { eventually, startTestNode, tempDir } from './helpers/index.js';
 
 const dir = tempDir();
 const cleanups: Array<() => Promise<void>> = [];
@@ -20,7 +20,7 @@ const vectorClock = Date.parse('2026-06-01T00:00:00Z');
 
 describe('VerifierPool', () => {
   it('verifies on worker threads exactly as verifyBatch does, split over threads, in order', async () => {
-    const pool = new VerifierPool({ size: 2, minChunk: 2 });
+    const pool = new VerifierPool({ size: 2, minChunk: 2, inlineBelow: 0 });
     cleanups.push(() => pool.close());
     const cards = [...vectors.map((v) => v.card), ...vectors.map((v) => v.card)];
     const pooled = await pool.verify(cards, vectorClock, 300_000);
@@ -31,6 +31,20 @@ describe('VerifierPool', () => {
       // Every field, the parsed card included (rebuilt from the canonical text on the receiving side).
       assert.deepEqual({ ...card, card: card.card }, { ...inline.verified[i]! });
     });
+  });
+
+  it('verifies a small batch inline, starts threads with a backlog, and ends them when idle', async () => {
+    const pool = new VerifierPool({ size: 1, inlineBelow: 64, idleMs: 200 });
+    cleanups.push(() => pool.close());
+    const small = await pool.verify(bulkCards(3), Date.now(), 300_000);
+    assert.equal(small.verified.length, 3);
+    assert.equal(pool.running, 0, 'a live-link delta starts no thread');
+    const big = await pool.verify(bulkCards(200), Date.now(), 300_000);
+    assert.equal(big.verified.length, 200);
+    assert.equal(pool.running, 1, 'a backlog starts a thread');
+    await eventually(() => pool.running === 0, 5000, 'the idle thread to end');
+    // A later backlog gets a fresh thread.
+    assert.equal((await pool.verify(bulkCards(100), Date.now(), 300_000)).verified.length, 100);
   });
 
   it('answers an empty batch without a thread, and refuses work once closed', async () => {

@@ -13,6 +13,7 @@ Options (each also read from the environment variable shown):
   --public-url <url>          AGENTMESH_PUBLIC_URL         the URL other nodes reach this one at; default none
   --sync-interval-ms <ms>     AGENTMESH_SYNC_INTERVAL_MS   default 30000
   --max-clock-skew-ms <ms>    AGENTMESH_MAX_CLOCK_SKEW_MS  default 300000
+  --live-peers <n>            AGENTMESH_LIVE_PEERS         peers kept on a held pull (live link); 0: none; default 8
   --log-level <level>         AGENTMESH_LOG_LEVEL          fatal, error, warn, info, debug, trace, silent; default info
   -h, --help                  show this help
 

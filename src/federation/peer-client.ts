@@ -1,4 +1,6 @@
-import { Agent, request } from 'undici';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { Agent, request, type buildConnector } from 'undici';
 import { z } from 'zod';
 import { PROTOCOL_NAME } from './pull.js';
 
@@ -7,6 +9,7 @@ export interface PullLimits {
   connectTimeoutMs: number;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
+  /** Applies to the bytes received and, for a gzip answer, to the decoded bytes too (section 6). */
   maxResponseBytes: number;
 }
 
@@ -16,6 +19,9 @@ export const DEFAULT_PULL_LIMITS: PullLimits = {
   bodyTimeoutMs: 30_000,
   maxResponseBytes: 32 * 1024 * 1024,
 };
+
+/** The longest wait a follower asks for, whatever a peer says it honours (below the 30 s serving bound). */
+export const MAX_FOLLOWER_WAIT_MS = 25_000;
 
 /** A pull that failed: the page is not applied and the peer backs off. */
 export class PullFailure extends Error {
@@ -39,6 +45,8 @@ export const pageSchema = z.object({
   next_since: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   has_more: z.boolean(),
   timestamp: z.number(),
+  // 1.1, optional: a bad value only means the peer is not offered a live link, not that the page is bad.
+  wait_max_ms: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().catch(undefined),
 });
 
 export type PulledPage = z.infer<typeof pageSchema>;
@@ -48,6 +56,19 @@ export interface PullIdentity {
   publicUrl: string | undefined;
 }
 
+export interface PeerClientOptions {
+  /**
+   * An undici connector (e.g. the address policy's, which resolves, checks and connects to the checked address).
+   * Without one, undici's own connector with the connect time-out of the limits.
+   */
+  connect?: buildConnector.connector;
+}
+
+export interface FetchOptions {
+  /** Asks the peer to hold the request up to this long when it has nothing new (a live link); 0 for none. */
+  waitMs?: number;
+}
+
 /** Fetches pull pages from peers over undici, bounded in connect, header and body time and in bytes. */
 export class PeerClient {
   private readonly dispatcher: Agent;
@@ -55,58 +76,80 @@ export class PeerClient {
   constructor(
     private readonly identity: PullIdentity,
     private readonly limits: PullLimits = DEFAULT_PULL_LIMITS,
+    options: PeerClientOptions = {},
   ) {
     this.dispatcher = new Agent({
-      connect: { timeout: limits.connectTimeoutMs },
+      connect: options.connect ?? { timeout: limits.connectTimeoutMs },
       headersTimeout: limits.headersTimeoutMs,
       bodyTimeout: limits.bodyTimeoutMs,
-      connections: 8,
+      // Live links hold a connection each, on top of the scheduled pulls in flight.
+      connections: 16,
     });
   }
 
-  async fetchPage(peerUrl: string, since: number, limit: number, signal: AbortSignal): Promise<PulledPage> {
+  async fetchPage(peerUrl: string, since: number, limit: number, lifetime: AbortSignal, options: FetchOptions = {}): Promise<PulledPage> {
     try {
-      return await this.fetchPageOnce(peerUrl, since, limit, signal);
+      return await this.fetchPageOnce(peerUrl, since, limit, lifetime, options);
     } catch (error) {
       // A kept-alive connection that the peer closed (it restarted, say) fails on reuse; the GET is safe to repeat.
-      if (signal.aborted || !(error instanceof PullFailure) || !error.connectionReset) throw error;
-      return this.fetchPageOnce(peerUrl, since, limit, signal);
+      // Not a held pull: one cut mid-wait is a failed live link, and the schedule takes the peer over.
+      if (lifetime.aborted || !(error instanceof PullFailure) || !error.connectionReset || (options.waitMs ?? 0) > 0) throw error;
+      return this.fetchPageOnce(peerUrl, since, limit, lifetime, options);
     }
   }
 
-  private async fetchPageOnce(peerUrl: string, since: number, limit: number, signal: AbortSignal): Promise<PulledPage> {
-    const url = `${peerUrl}/federation/pull?since=${since}&limit=${limit}`;
-    const headers: Record<string, string> = { accept: 'application/json', 'x-agentmesh-node-id': this.identity.nodeId };
+  private async fetchPageOnce(peerUrl: string, since: number, limit: number, lifetime: AbortSignal, options: FetchOptions): Promise<PulledPage> {
+    const waitMs = Math.max(0, Math.min(options.waitMs ?? 0, MAX_FOLLOWER_WAIT_MS));
+    const url = `${peerUrl}/federation/pull?since=${since}&limit=${limit}` + (waitMs > 0 ? `&wait=${waitMs}` : '');
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'accept-encoding': 'gzip',
+      'x-agentmesh-node-id': this.identity.nodeId,
+    };
     if (this.identity.publicUrl) headers['x-agentmesh-node-url'] = this.identity.publicUrl;
-    // The body time-out above is between chunks; this one bounds the whole exchange, so a trickle cannot stall us.
-    const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.limits.headersTimeoutMs + this.limits.bodyTimeoutMs)]);
+    // One controller per pull, released when the pull ends: AbortSignal.any([lifetime, ...]) would leave an entry
+    // in the lifetime signal's dependants for every pull on Node 20 (nodejs/node#55351).
+    const pull = new AbortController();
+    const onLifetimeAbort = () => pull.abort(lifetime.reason);
+    if (lifetime.aborted) throw lifetime.reason;
+    lifetime.addEventListener('abort', onLifetimeAbort, { once: true });
+    // The body time-out of the dispatcher is between chunks; this one bounds the whole exchange, so a trickle cannot
+    // stall us. A held pull may legitimately stay silent for the wait it asked for.
+    const deadline = setTimeout(
+      () => pull.abort(new DOMException('the pull deadline passed', 'TimeoutError')),
+      this.limits.headersTimeoutMs + this.limits.bodyTimeoutMs + waitMs,
+    );
     let text: string;
     try {
-      const response = await request(url, { method: 'GET', headers, dispatcher: this.dispatcher, signal: deadline });
+      const response = await request(url, {
+        method: 'GET',
+        headers,
+        dispatcher: this.dispatcher,
+        signal: pull.signal,
+        headersTimeout: this.limits.headersTimeoutMs + waitMs,
+        bodyTimeout: this.limits.bodyTimeoutMs + waitMs,
+      });
       if (response.statusCode !== 200) {
         await response.body.dump({ limit: 64 * 1024 }).catch(() => {});
         throw new PullFailure(`answered HTTP ${response.statusCode}`);
       }
-      text = await this.readBounded(response.body);
+      const encoding = String(response.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+      if (encoding === 'gzip') text = await this.readGzipBounded(response.body);
+      else if (encoding === 'identity' || encoding === '') text = await this.readBounded(response.body);
+      else {
+        response.body.destroy();
+        throw new PullFailure(`answered with an unsupported content-encoding: ${encoding.slice(0, 40)}`);
+      }
     } catch (error) {
-      if (signal.aborted) throw error; // shutting down: not the peer's fault
+      if (lifetime.aborted) throw error; // shutting down: not the peer's fault
       if (error instanceof PullFailure) throw error;
       const code = (error as { code?: unknown }).code;
       throw new PullFailure(describeTransportError(error), code === 'UND_ERR_SOCKET' || code === 'ECONNRESET');
+    } finally {
+      clearTimeout(deadline);
+      lifetime.removeEventListener('abort', onLifetimeAbort);
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      throw new PullFailure('the response is not JSON');
-    }
-    const parsed = pageSchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new PullFailure(`the response is not a pull page: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? ''}`);
-    }
-    if (parsed.data.agents.length > limit) throw new PullFailure(`the page holds more than the ${limit} cards asked for`);
-    return parsed.data;
+    return parsePage(text, limit);
   }
 
   private async readBounded(body: AsyncIterable<Buffer> & { destroy(error?: Error): unknown }): Promise<string> {
@@ -123,9 +166,62 @@ export class PeerClient {
     return Buffer.concat(chunks, bytes).toString('utf8');
   }
 
+  /**
+   * Decodes as it reads, counting both sides: a few KB of gzip can decode to gigabytes, so the decoder is stopped
+   * as soon as the decoded total passes the cap (backpressure keeps at most a chunk or two beyond it in memory).
+   */
+  private async readGzipBounded(body: AsyncIterable<Buffer> & NodeJS.ReadableStream): Promise<string> {
+    const cap = this.limits.maxResponseBytes;
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let decoded = 0;
+    try {
+      await pipeline(
+        body as AsyncIterable<Buffer>,
+        async function* countReceived(source: AsyncIterable<Buffer>) {
+          for await (const chunk of source) {
+            received += chunk.length;
+            if (received > cap) throw new PullFailure(`the response exceeds ${cap} bytes`);
+            yield chunk;
+          }
+        },
+        createGunzip(),
+        async (source: AsyncIterable<Buffer>) => {
+          for await (const chunk of source) {
+            decoded += chunk.length;
+            if (decoded > cap) throw new PullFailure(`the decoded response exceeds ${cap} bytes`);
+            chunks.push(chunk);
+          }
+        },
+      );
+    } catch (error) {
+      if (error instanceof PullFailure) throw error;
+      const code = (error as { code?: string }).code;
+      if (typeof code === 'string' && code.startsWith('Z_')) throw new PullFailure(`the gzip body is corrupt: ${code}`);
+      throw error;
+    }
+    return Buffer.concat(chunks, decoded).toString('utf8');
+  }
+
   async close(): Promise<void> {
     await this.dispatcher.destroy();
   }
+}
+
+function parsePage(text: string, limit: number): PulledPage {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new PullFailure('the response is not JSON');
+  }
+  const parsed = pageSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new PullFailure(`the response is not a pull page: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? ''}`);
+  }
+  if (parsed.data.agents.length > limit) throw new PullFailure(`the page holds more than the ${limit} cards asked for`);
+  return parsed.data;
 }
 
 function describeTransportError(error: unknown): string {

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { AgentCard, AgentProtocol, RejectionCode, VerifiedCard } from '../card/index.js';
-import type { CardVerifier, VerifiedBatch } from './verifier.js';
+import { verifyBatch, type CardVerifier, type VerifiedBatch } from './verifier.js';
 import { startModuleWorker } from '../worker-thread.js';
 
 /** A VerifiedCard as it crosses from a worker thread: every field but the parsed card object. */
@@ -69,6 +69,13 @@ export interface VerifierPoolOptions {
   size?: number;
   /** A page is split into at most `size` chunks of at least this many cards. */
   minChunk?: number;
+  /**
+   * Batches of fewer cards are verified on the calling thread (default 64): a live-link delta of a few cards costs
+   * less than a message round trip, and needs no thread kept alive for it.
+   */
+  inlineBelow?: number;
+  /** A thread idle this long ends (default 5 s): threads earn their memory (about 50 MB each) during bulk syncs only. */
+  idleMs?: number;
 }
 
 interface Task {
@@ -80,16 +87,21 @@ interface Task {
 interface Slot {
   worker: Worker;
   task: Task | null;
+  idle: NodeJS.Timeout | null;
+  retiring: boolean;
 }
 
 /**
  * A CardVerifier that runs verifyBatch on worker threads, so the verification of a pulled page (the CPU-heavy
- * part of a sync: Ed25519 and the schema) leaves the event loop free and uses every core. Threads start on first
- * use; a thread holds the process open only while it has work. close() ends them.
+ * part of a sync: Ed25519 and the schema) leaves the event loop free and uses every core. Threads start when a
+ * backlog appears (a batch of `inlineBelow` cards or more) and end after `idleMs` without work; a thread holds the
+ * process open only while it has work. close() ends them.
  */
 export class VerifierPool implements CardVerifier {
   private readonly size: number;
   private readonly minChunk: number;
+  private readonly inlineBelow: number;
+  private readonly idleMs: number;
   private readonly slots: Slot[] = [];
   private readonly queue: Task[] = [];
   private nextId = 0;
@@ -98,15 +110,24 @@ export class VerifierPool implements CardVerifier {
   constructor(options: VerifierPoolOptions = {}) {
     this.size = Math.max(1, Math.floor(options.size ?? defaultPoolSize()));
     this.minChunk = Math.max(1, options.minChunk ?? 64);
+    this.inlineBelow = Math.max(0, options.inlineBelow ?? 64);
+    this.idleMs = Math.max(0, options.idleMs ?? 5_000);
   }
 
+  /** The most threads the pool starts. */
   get threads(): number {
     return this.size;
+  }
+
+  /** Threads running now (they start with a backlog and end when idle). */
+  get running(): number {
+    return this.slots.length;
   }
 
   async verify(cards: unknown[], nowMs: number, maxClockSkewMs: number): Promise<VerifiedBatch> {
     if (this.closed) throw new Error('the verifier pool is closed');
     if (cards.length === 0) return { verified: [], rejected: {} };
+    if (cards.length < this.inlineBelow) return verifyBatch(cards, nowMs, maxClockSkewMs);
     const chunks = Math.max(1, Math.min(this.size, Math.floor(cards.length / this.minChunk)));
     const per = Math.ceil(cards.length / chunks);
     const parts: Array<Promise<VerifyResponse>> = [];
@@ -133,6 +154,7 @@ export class VerifierPool implements CardVerifier {
     for (const task of this.queue.splice(0)) task.reject(error);
     const slots = this.slots.splice(0);
     for (const slot of slots) {
+      if (slot.idle) clearTimeout(slot.idle);
       slot.task?.reject(error);
       slot.task = null;
     }
@@ -152,6 +174,8 @@ export class VerifierPool implements CardVerifier {
       if (!slot && this.slots.length < this.size) slot = this.spawn();
       if (!slot) return;
       const task = this.queue.shift()!;
+      if (slot.idle) clearTimeout(slot.idle);
+      slot.idle = null;
       slot.task = task;
       slot.worker.ref();
       slot.worker.postMessage(task.request);
@@ -160,7 +184,7 @@ export class VerifierPool implements CardVerifier {
 
   private spawn(): Slot {
     const worker = startModuleWorker(import.meta.url, 'verifier-worker');
-    const slot: Slot = { worker, task: null };
+    const slot: Slot = { worker, task: null, idle: null, retiring: false };
     worker.unref();
     worker.on('message', (response: VerifyResponse) => {
       const task = slot.task;
@@ -168,6 +192,7 @@ export class VerifierPool implements CardVerifier {
       worker.unref();
       task?.resolve(response);
       this.dispatch();
+      if (slot.task === null) this.retireWhenIdle(slot);
     });
     const fail = (error: Error) => {
       // A thread that died takes its chunk with it: that pull fails, and the next task gets a fresh thread.
@@ -180,9 +205,22 @@ export class VerifierPool implements CardVerifier {
     };
     worker.on('error', fail);
     worker.on('exit', (code) => {
-      if (!this.closed) fail(new Error(`a verifier thread exited with code ${code}`));
+      if (!this.closed && !slot.retiring) fail(new Error(`a verifier thread exited with code ${code}`));
     });
     this.slots.push(slot);
     return slot;
+  }
+
+  /** Ends the thread once it has had no work for idleMs; a backlog later starts a fresh one. */
+  private retireWhenIdle(slot: Slot): void {
+    if (slot.idle) clearTimeout(slot.idle);
+    slot.idle = setTimeout(() => {
+      if (slot.task !== null || this.closed) return;
+      slot.retiring = true;
+      const index = this.slots.indexOf(slot);
+      if (index >= 0) this.slots.splice(index, 1);
+      void slot.worker.terminate();
+    }, this.idleMs);
+    slot.idle.unref();
   }
 }

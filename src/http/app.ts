@@ -18,9 +18,11 @@ export interface AppOptions {
   metrics?: NodeMetrics;
   /** Pull serving, built by the composition root with its tuning; a default one when not given (benchmarks). */
   pulls?: PullServer;
+  /** Told when a pull announced a peer not known before (the sync worker pulls it at once). */
+  onPeerLearned?: (url: string) => void;
 }
 
-export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, pulls }: AppOptions): Express {
+export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, pulls, onPeerLearned }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -54,6 +56,7 @@ export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, p
       pulls: pulls ?? new PullServer({ store, publicUrl, logger: logger.child({ subsystem: 'pull-serving' }) }),
       publicUrl,
       logger,
+      onPeerLearned,
     }),
   );
   app.use(notFoundHandler);

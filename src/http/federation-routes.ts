@@ -11,6 +11,8 @@ export interface FederationRouterOptions {
   pulls: PullServer;
   publicUrl: string | undefined;
   logger: Logger;
+  /** Told when a pull announced a peer not known before (the sync worker pulls it at once). */
+  onPeerLearned?: (url: string) => void;
 }
 
 function describePeer(row: PeerRow) {
@@ -27,7 +29,7 @@ function describePeer(row: PeerRow) {
   };
 }
 
-export function federationRouter({ store, pulls, publicUrl, logger }: FederationRouterOptions): Router {
+export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearned }: FederationRouterOptions): Router {
   const router = Router();
 
   router.get('/federation/pull', async (req, res) => {
@@ -56,7 +58,10 @@ export function federationRouter({ store, pulls, publicUrl, logger }: Federation
     const url = normalizePeerUrl(header);
     if (url === null || url === publicUrl || store.peers.get(url)) return;
     const added = store.write(() => store.peers.addCandidates([url], 'announced', Date.now()));
-    if (added > 0) logger.info({ url }, 'announced peer recorded as candidate');
+    if (added > 0) {
+      logger.info({ url }, 'announced peer recorded as candidate');
+      onPeerLearned?.(url);
+    }
   }
 
   return router;

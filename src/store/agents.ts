@@ -36,6 +36,12 @@ export interface SearchPage {
   lastSeq: number | null;
 }
 
+/** The version a node holds of an id, as section 4 compares it. */
+export interface HeldVersionKey {
+  updatedAtMs: number;
+  signature: string;
+}
+
 export interface ChangedCard {
   changedAt: number;
   canonical: string;
@@ -76,6 +82,7 @@ export class AgentRepository {
   private readonly selectChanges: Database.Statement<[number, number], [number, string]>;
   private readonly addLive: Database.Statement<[number]>;
   private readonly readLive: Database.Statement<[], number>;
+  private readonly selectHeldMany: Database.Statement<[string], [string, number, string]>;
 
   constructor(
     sqlite: Sqlite,
@@ -110,6 +117,18 @@ export class AgentRepository {
     this.selectChanges = sqlite
       .prepare('SELECT changed_at, card FROM agents WHERE changed_at > ? ORDER BY changed_at LIMIT ?')
       .raw(true) as unknown as Database.Statement<[number, number], [number, string]>;
+    // One statement for a whole page of ids: the JSON array is bound as one parameter, however many ids it holds.
+    this.selectHeldMany = sqlite
+      .prepare('SELECT id, updated_at, signature FROM agents WHERE id IN (SELECT value FROM json_each(?))')
+      .raw(true) as unknown as Database.Statement<[string], [string, number, string]>;
+  }
+
+  /** The held (updated_at ms, signature) of each of these ids that the node holds, in one query. */
+  heldVersions(ids: readonly string[]): Map<string, HeldVersionKey> {
+    const held = new Map<string, HeldVersionKey>();
+    if (ids.length === 0) return held;
+    for (const [id, updatedAtMs, signature] of this.selectHeldMany.all(JSON.stringify(ids))) held.set(id, { updatedAtMs, signature });
+    return held;
   }
 
   /** Stores the card if it wins over the held version (PROTOCOL.md section 4). Call inside a write transaction. */

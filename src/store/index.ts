@@ -1,4 +1,12 @@
 export { Store, type CommitListener } from './store.js';
-export type { PutOutcome, ReceivedFrom, HeldCard, SearchFilters, SearchPage, ChangedCard } from './agents.js';
-export { MAX_PEER_ROWS, MAX_PEER_ROWS_PER_HOST, DROP_FAILING_PEER_AFTER_MS, type PeerRow, type PeerSuccess, type StampedPeer } from './peers.js';
+export type { PutOutcome, ReceivedFrom, HeldCard, HeldVersionKey, SearchFilters, SearchPage, ChangedCard } from './agents.js';
+export {
+  MAX_PEER_ROWS,
+  MAX_PEER_ROWS_PER_HOST,
+  DROP_FAILING_PEER_AFTER_MS,
+  type PeerRow,
+  type PeerSuccess,
+  type StampedPeer,
+  type ScheduledPeer,
+} from './peers.js';
 export type { PeerSource } from './tables.js';

@@ -20,6 +20,11 @@ export interface StampedPeer {
   url: string;
 }
 
+export interface ScheduledPeer {
+  url: string;
+  next_attempt_at: number;
+}
+
 export interface PeerSuccess {
   url: string;
   nodeId: string;
@@ -47,6 +52,8 @@ export class PeerRepository {
   private readonly markFailed: Database.Statement<[{ now: number; error: string; next: number; url: string }]>;
   private readonly deleteRow: Database.Statement<[string]>;
   private readonly selectDue: Database.Statement<[number, number], PeerRow>;
+  private readonly selectDueOrHealthy: Database.Statement<[number, number], PeerRow>;
+  private readonly selectScheduleHead: Database.Statement<[number], ScheduledPeer>;
 
   constructor(
     sqlite: Sqlite,
@@ -80,7 +87,11 @@ export class PeerRepository {
     );
     this.deleteRow = sqlite.prepare('DELETE FROM peers WHERE url = ?');
     this.selectDue = sqlite.prepare('SELECT * FROM peers WHERE next_attempt_at <= ? ORDER BY next_attempt_at, url LIMIT ?');
-    this.insertCandidate = sqlite.prepare('INSERT OR IGNORE INTO peers (url, source, added_at, host) VALUES (?, ?, ?, ?)');
+    this.selectDueOrHealthy = sqlite.prepare(
+      'SELECT * FROM peers WHERE next_attempt_at <= ? OR failures = 0 ORDER BY next_attempt_at, url LIMIT ?',
+    );
+    this.selectScheduleHead = sqlite.prepare('SELECT url, next_attempt_at FROM peers ORDER BY next_attempt_at, url LIMIT ?');
+        this.insertCandidate = sqlite.prepare('INSERT OR IGNORE INTO peers (url, source, added_at, host) VALUES (?, ?, ?, ?)');
     this.countRows = sqlite.prepare('SELECT count(*) AS n FROM peers');
     this.selectRow = sqlite.prepare('SELECT * FROM peers WHERE url = ?');
     this.markApplied = sqlite.prepare(
@@ -189,6 +200,16 @@ export class PeerRepository {
   /** Verified peer rows stamped after `since`, in stamp order, with their stamps: a pull page's share of the stream. */
   stampedSince(since: number, limit: number): StampedPeer[] {
     return this.selectStampedSince.all(since, limit).map(([changedAt, url]) => ({ changedAt, url }));
+  }
+
+  /** Peers due now, and every peer whose last pull succeeded whatever its schedule says: what a forced pull takes. */
+  dueOrHealthy(nowMs: number, limit: number): PeerRow[] {
+    return this.selectDueOrHealthy.all(nowMs, limit);
+  }
+
+  /** The first `limit` rows of the schedule, soonest first: the scheduler skips the ones it is already pulling. */
+  scheduleHead(limit: number): ScheduledPeer[] {
+    return this.selectScheduleHead.all(limit);
   }
 
   async list(): Promise<PeerRow[]> {

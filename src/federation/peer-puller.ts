@@ -1,0 +1,214 @@
+import type { Logger } from 'pino';
+import type { RejectionCode } from '../card/index.js';
+import type { PeerRow, Store } from '../store/index.js';
+import { claimedIds, skipCardsThatCannotWin } from './cannot-win.js';
+import { PeerClient, PullFailure, type PulledPage } from './peer-client.js';
+import { normalizePeerUrl } from './peer-url.js';
+import { MAX_PEERS_PER_PAGE } from './pull.js';
+import type { CardVerifier, VerifiedBatch } from './verifier.js';
+
+/** What one pull of one peer did: the per-peer log line (and what metrics read). */
+export interface PeerReport {
+  peer: string;
+  ok: boolean;
+  pages: number;
+  received: number;
+  applied: number;
+  unchanged: number;
+  /** Cards not verified because they claimed the held version or an older one (PROTOCOL.md section 7). */
+  skipped: number;
+  rejected: Partial<Record<RejectionCode, number>>;
+  peersLearned: number;
+  highWater: number;
+  durationMs: number;
+  error?: string;
+}
+
+export interface PullOutcome {
+  report: PeerReport;
+  /** The wait_max_ms of the peer's last answer: > 0 when it can hold a live link. 0 when it failed. */
+  waitMaxMs: number;
+}
+
+export interface PeerPullerOptions {
+  store: Store;
+  logger: Logger;
+  client: PeerClient;
+  verifier: CardVerifier;
+  publicUrl: string | undefined;
+  intervalMs: number;
+  maxClockSkewMs: number;
+  pageLimit: number;
+  /** Pages taken in one pull, so that no peer holds a slot forever. */
+  maxPagesPerPull: number;
+  dropCandidateAfter: number;
+  maxBackoffMs: number;
+  /** Told of every pull that ended, scheduled or live (metrics count them); not of pulls abandoned on stop. */
+  onReport?: (report: PeerReport) => void;
+}
+
+interface PreparedPage {
+  page: PulledPage;
+  skipped: number;
+  verified: Promise<VerifiedBatch>;
+}
+
+function addCounts(into: Partial<Record<RejectionCode, number>>, from: Partial<Record<RejectionCode, number>>): void {
+  for (const [code, n] of Object.entries(from) as Array<[RejectionCode, number]>) into[code] = (into[code] ?? 0) + n;
+}
+
+/**
+ * Pulls one peer (PROTOCOL.md section 7): fetch a page, skip the cards that cannot win, verify the rest outside any
+ * transaction, then apply the page in one: its winning cards, the peer URLs it taught us, and the peer's new mark.
+ * Records the outcome on the peer's row: on success it is due again an interval (±20%) after this pull ended; on
+ * failure it backs off. The caller makes sure a peer is never pulled twice at once (its mark could step back).
+ */
+export class PeerPuller {
+  constructor(private readonly options: PeerPullerOptions) {}
+
+  /** Returns null when the pull was abandoned because the node is stopping: the peer did nothing wrong. */
+  async pull(peer: PeerRow, signal: AbortSignal, waitMs = 0): Promise<PullOutcome | null> {
+    const { store, logger } = this.options;
+    const started = Date.now();
+    const report: PeerReport = {
+      peer: peer.url, ok: false, pages: 0, received: 0, applied: 0, unchanged: 0, skipped: 0, rejected: {},
+      peersLearned: 0, highWater: peer.high_water, durationMs: 0,
+    };
+    let waitMaxMs = 0;
+    try {
+      waitMaxMs = await this.pullPages(peer, report, signal, waitMs);
+      report.ok = true;
+      const ended = Date.now();
+      const next = ended + Math.round(this.options.intervalMs * (0.8 + Math.random() * 0.4));
+      store.write(() => store.peers.recordPullSucceeded(peer.url, ended, next));
+    } catch (error) {
+      if (signal.aborted) return null;
+      report.error = error instanceof PullFailure ? error.message : `unexpected: ${String(error)}`;
+      if (!(error instanceof PullFailure)) logger.error({ err: error, peer: peer.url }, 'sync of peer failed unexpectedly');
+      this.recordFailure(peer.url, report.error);
+    }
+    report.durationMs = Date.now() - started;
+    // Quiet pulls (a live link answering its wait, a peer with nothing new) log at debug: they are most pulls.
+    if (!report.ok) logger.info(report, 'peer sync failed');
+    else if (report.received > 0 || report.peersLearned > 0) logger.info(report, 'peer synced');
+    else logger.debug(report, 'peer synced');
+    this.options.onReport?.(report);
+    return { report, waitMaxMs };
+  }
+
+  private recordFailure(url: string, error: string): void {
+    const { store, logger, intervalMs, maxBackoffMs } = this.options;
+    const failures = (store.peers.get(url)?.failures ?? 0) + 1;
+    // Exponential backoff with full jitter over the upper half, so failing peers do not retry in lockstep.
+    const ceiling = Math.min(maxBackoffMs, intervalMs * 2 ** Math.min(failures - 1, 30));
+    const nextAttemptAt = Date.now() + ceiling * (0.5 + Math.random() * 0.5);
+    const row = store.write(() =>
+      store.peers.recordPullFailed(url, error, Date.now(), Math.round(nextAttemptAt), this.options.dropCandidateAfter),
+    );
+    if (!row) logger.info({ peer: url, failures }, 'candidate peer never answered: dropped');
+  }
+
+  /** Returns the last page's wait_max_ms. */
+  private async pullPages(peer: PeerRow, report: PeerReport, signal: AbortSignal, waitMs: number): Promise<number> {
+    const { store, maxPagesPerPull } = this.options;
+    let since = peer.high_water;
+    let knownNodeId = peer.node_id;
+    let waitMaxMs = 0;
+    // The next page, fetched (and handed to the verifier) while this one is verified and applied: see prepare.
+    let ahead: Promise<PreparedPage> | null = null;
+    // Only the first request of a pull may be held: once a page has come, the rest is already there.
+    let wait = waitMs;
+    while (report.pages < maxPagesPerPull) {
+      let prepared: PreparedPage;
+      if (ahead) {
+        prepared = await ahead;
+        ahead = null;
+      } else {
+        const page = await this.options.client.fetchPage(peer.url, since, this.options.pageLimit, signal, { waitMs: wait });
+        prepared = this.prepare(page);
+      }
+      wait = 0;
+      const { page } = prepared;
+      waitMaxMs = page.wait_max_ms ?? 0;
+      if (page.node_id === store.nodeId) {
+        if (peer.source !== 'seed') store.write(() => store.peers.remove(peer.url));
+        throw new PullFailure('this peer is this node itself');
+      }
+      if (knownNodeId !== null && page.node_id !== knownNodeId) {
+        // A new node id means a new database behind the URL: its stamps mean nothing against our mark.
+        this.options.logger.warn({ peer: peer.url, was: knownNodeId, now: page.node_id }, 'peer database changed: pulling again from 0');
+        knownNodeId = page.node_id;
+        if (since !== 0) {
+          since = 0;
+          continue;
+        }
+      }
+      knownNodeId = page.node_id;
+      if (page.next_since < since) throw new PullFailure(`next_since ${page.next_since} is behind since ${since}`);
+      // A page may hold peer rows only (PROTOCOL.md 1.1 section 6: one stream); what must hold is progress.
+      if (page.has_more && page.next_since <= since) throw new PullFailure('has_more without next_since moving past since');
+
+      if (page.has_more && report.pages + 1 < maxPagesPerPull) {
+        ahead = this.fetchAhead(peer.url, page.next_since, signal);
+        // Its failure surfaces when it is awaited; if this page fails first, it is dropped unapplied.
+        ahead.catch(() => {});
+      }
+      const batch = await prepared.verified;
+      if (signal.aborted) throw signal.reason;
+      const learned = this.peerCandidates(page, peer.url);
+      const counts = store.write(() => {
+        let applied = 0;
+        for (const card of batch.verified) {
+          const outcome = store.agents.putWithinTransaction(card, peer.url);
+          if (outcome.status === 'created' || outcome.status === 'updated') applied++;
+        }
+        // The peer is marked verified first: in a full table, the URLs it taught must not take its own place.
+        store.peers.recordPageApplied({ url: peer.url, nodeId: page.node_id, highWater: page.next_since });
+        const added = store.peers.addCandidates(learned, 'discovered', Date.now());
+        return { applied, added };
+      });
+      report.pages++;
+      report.received += page.agents.length;
+      report.skipped += prepared.skipped;
+      report.applied += counts.applied;
+      report.unchanged += batch.verified.length - counts.applied;
+      report.peersLearned += counts.added;
+      addCounts(report.rejected, batch.rejected);
+      report.highWater = since = page.next_since;
+      if (!page.has_more) break;
+    }
+    return waitMaxMs;
+  }
+
+  /**
+   * Skips the cards that cannot win over what is held now (one query for the page), and hands the rest to the
+   * verifier at once. A page prepared ahead is checked against what was held before the current page committed:
+   * it may then verify a card it could have skipped, never the reverse.
+   */
+  private prepare(page: PulledPage): PreparedPage {
+    const held = this.options.store.agents.heldVersions(claimedIds(page.agents));
+    const { toVerify, skipped } = skipCardsThatCannotWin(page.agents, held);
+    const verified = this.options.verifier.verify(toVerify, Date.now(), this.options.maxClockSkewMs);
+    verified.catch(() => {}); // awaited by the loop, or dropped with the page
+    return { page, skipped, verified };
+  }
+
+  /**
+   * Fetches the next page while the current one is verified and applied, and starts its verification as soon as
+   * it arrives. At most one page is ahead. Nothing of it is applied before the loop has checked it like any page,
+   * and a pull that fails drops it.
+   */
+  private async fetchAhead(url: string, since: number, signal: AbortSignal): Promise<PreparedPage> {
+    return this.prepare(await this.options.client.fetchPage(url, since, this.options.pageLimit, signal));
+  }
+
+  /** The first 100 entries of a page's peer list that pass the URL policy, less ourselves and the peer itself. */
+  private peerCandidates(page: PulledPage, from: string): string[] {
+    const urls = new Set<string>();
+    for (const entry of page.peers.slice(0, MAX_PEERS_PER_PAGE)) {
+      const url = normalizePeerUrl(entry);
+      if (url !== null && url !== from && url !== this.options.publicUrl) urls.add(url);
+    }
+    return [...urls];
+  }
+}
