@@ -91,7 +91,8 @@ describe('a bad response fails the pull, applies nothing, and backs the peer off
     ['a JSON value that is not a page', answerJson('[1,2,3]'), /not a pull page/],
     ['another protocol', answerJson(page(bulkCards(1), { protocol: 'agentmesh-federation/2' })), /protocol/],
     ['a negative next_since', answerJson(page(bulkCards(1), { next_since: -5 })), /next_since/],
-    ['has_more with no cards', answerJson(page([], { has_more: true })), /has_more/],
+    // 1.1: a page of peer rows only may say has_more, but its next_since must move past since (0 here).
+    ['has_more with next_since not moving', answerJson(page([], { has_more: true, next_since: 0 })), /has_more/],
     ['more cards than asked for', answerJson(page(new Array(1001).fill({}))), /more than/],
     [
       'an HTTP error',

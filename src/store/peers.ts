@@ -88,7 +88,7 @@ export class PeerRepository {
     this.deleteRow = sqlite.prepare('DELETE FROM peers WHERE url = ?');
     this.selectDue = sqlite.prepare('SELECT * FROM peers WHERE next_attempt_at <= ? ORDER BY next_attempt_at, url LIMIT ?');
     this.selectDueOrHealthy = sqlite.prepare(
-      'SELECT * FROM peers WHERE next_attempt_at <= ? OR failures = 0 ORDER BY next_attempt_at, url LIMIT ?',
+      'SELECT * FROM peers WHERE next_attempt_at <= ? OR (failures = 0 AND last_success_at IS NOT NULL) ORDER BY next_attempt_at, url LIMIT ?',
     );
     this.selectScheduleHead = sqlite.prepare('SELECT url, next_attempt_at FROM peers ORDER BY next_attempt_at, url LIMIT ?');
         this.insertCandidate = sqlite.prepare('INSERT OR IGNORE INTO peers (url, source, added_at, host) VALUES (?, ?, ?, ?)');
@@ -202,7 +202,10 @@ export class PeerRepository {
     return this.selectStampedSince.all(since, limit).map(([changedAt, url]) => ({ changedAt, url }));
   }
 
-  /** Peers due now, and every peer whose last pull succeeded whatever its schedule says: what a forced pull takes. */
+  /**
+   * Peers due now, and every peer whose last pull succeeded whatever its schedule says: what a forced pull takes.
+   * A candidate never pulled waits for its schedule.
+   */
   dueOrHealthy(nowMs: number, limit: number): PeerRow[] {
     return this.selectDueOrHealthy.all(nowMs, limit);
   }
