@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { normalizePeerUrl } from './federation/peer-url.js';
+import { parseTrustedClients } from './http/rate-limit.js';
 
 /** The settings of PROTOCOL.md section 9, each a flag and an environment variable. */
 export const SETTINGS = {
@@ -11,6 +12,11 @@ export const SETTINGS = {
   syncIntervalMs: { flag: '--sync-interval-ms', env: 'AGENTMESH_SYNC_INTERVAL_MS' },
   maxClockSkewMs: { flag: '--max-clock-skew-ms', env: 'AGENTMESH_MAX_CLOCK_SKEW_MS' },
   logLevel: { flag: '--log-level', env: 'AGENTMESH_LOG_LEVEL' },
+  logFormat: { flag: '--log-format', env: 'AGENTMESH_LOG_FORMAT' },
+  peerNetworks: { flag: '--peer-networks', env: 'AGENTMESH_PEER_NETWORKS' },
+  writeRate: { flag: '--write-rate', env: 'AGENTMESH_WRITE_RATE' },
+  trustedClients: { flag: '--trusted-clients', env: 'AGENTMESH_TRUSTED_CLIENTS' },
+  maxConnections: { flag: '--max-connections', env: 'AGENTMESH_MAX_CONNECTIONS' },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -45,6 +51,23 @@ const configSchema = z.object({
   syncIntervalMs: integerText(100, 86_400_000).default(30_000),
   maxClockSkewMs: integerText(0, 86_400_000).default(300_000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Absent: pretty when stderr is a terminal, JSON otherwise. */
+  logFormat: z.enum(['json', 'pretty']).optional(),
+  peerNetworks: z.enum(['public', 'any']).default('public'),
+  writeRate: integerText(0, 1_000_000).default(600),
+  trustedClients: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return parseTrustedClients(text);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    })
+    .default(parseTrustedClients('loopback')),
+  /** 0: from the file-descriptor limit (server-limits.ts). */
+  maxConnections: integerText(0, 1_000_000).default(0),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici';
+import { Agent, request, type buildConnector } from 'undici';
 import { z } from 'zod';
 import { PROTOCOL_NAME } from './pull.js';
 
@@ -54,9 +54,11 @@ export class PeerClient {
   constructor(
     private readonly identity: PullIdentity,
     private readonly limits: PullLimits = DEFAULT_PULL_LIMITS,
+    /** A connector of our own (the address policy: address-policy.ts); undici's, bounded by connectTimeoutMs, if none. */
+    connect?: buildConnector.connector,
   ) {
     this.dispatcher = new Agent({
-      connect: { timeout: limits.connectTimeoutMs },
+      connect: connect ?? { timeout: limits.connectTimeoutMs },
       headersTimeout: limits.headersTimeoutMs,
       bodyTimeout: limits.bodyTimeoutMs,
       connections: 8,

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { buildConnector } from 'undici';
 import type { RejectionCode } from '../card/index.js';
 import type { PeerRow, Store } from '../store/index.js';
 import { DEFAULT_PULL_LIMITS, PeerClient, PullFailure, type PulledPage, type PullLimits } from './peer-client.js';
@@ -24,6 +25,8 @@ export interface SyncOptions {
   dropCandidateAfter?: number;
   maxBackoffMs?: number;
   verifier?: CardVerifier;
+  /** The connector peers are reached through: the address policy's (PROTOCOL.md section 7), or undici's when none. */
+  connect?: buildConnector.connector;
 }
 
 export interface PeerReport {
@@ -68,7 +71,7 @@ export class SyncWorker {
   private previousRound: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: SyncOptions) {
-    this.client = new PeerClient({ nodeId: options.store.nodeId, publicUrl: options.publicUrl }, options.limits ?? DEFAULT_PULL_LIMITS);
+    this.client = new PeerClient({ nodeId: options.store.nodeId, publicUrl: options.publicUrl }, options.limits ?? DEFAULT_PULL_LIMITS, options.connect);
     this.verifier = options.verifier ?? inlineVerifier;
     this.concurrency = options.concurrency ?? 4;
     this.pageLimit = Math.min(options.pageLimit ?? MAX_PULL_LIMIT, MAX_PULL_LIMIT);

@@ -4,21 +4,25 @@ import type { Store } from '../store/index.js';
 import { agentsRouter } from './agents-routes.js';
 import { errorMiddleware, notFoundHandler } from './errors.js';
 import { federationRouter } from './federation-routes.js';
+import type { WriteRateLimiter } from './rate-limit.js';
 
 export interface AppOptions {
   store: Store;
   maxClockSkewMs: number;
   publicUrl: string | undefined;
   logger: Logger;
+  /** Writes per client per minute (PROTOCOL.md section 8, 429 `rate_limited`); none when absent. */
+  writeLimiter?: WriteRateLimiter;
 }
 
-export function createApp({ store, maxClockSkewMs, publicUrl, logger }: AppOptions): Express {
+export function createApp({ store, maxClockSkewMs, publicUrl, logger, writeLimiter }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   // Flat query strings only: a[b]=c stays a literal key, and a repeated key becomes an array we refuse.
   app.set('query parser', 'simple');
 
+  if (writeLimiter) app.use(writeLimiter.middleware());
   app.get('/health', async (_req, res) => {
     res.status(200).json({
       status: 'ok',
