@@ -91,7 +91,7 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
   logger.info({ applies: policy.applies, reason: policy.reason }, 'outbound address policy');
   const limits = tuning.limits ?? DEFAULT_PULL_LIMITS;
   const connect = policy.applies
-    ? addressPolicyConnector({ seedUrls: config.seeds, connectTimeoutMs: limits.connectTimeoutMs, lookup: peerLookup })
+    ? addressPolicyConnector({ connectTimeoutMs: limits.connectTimeoutMs, lookup: peerLookup })
     : undefined;
   const worker = new SyncWorker({
     store,

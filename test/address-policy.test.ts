@@ -117,7 +117,7 @@ describe('the address check', () => {
       lookups.push(hostname);
       return [{ address: lookups.length === 1 ? '127.0.0.1' : '10.9.9.9', family: 4 }];
     };
-    const connect = addressPolicyConnector({ seedUrls: [], connectTimeoutMs: 2_000, lookup: rebinding, allowedRanges: new Set(['unicast', 'loopback']) });
+    const connect = addressPolicyConnector({ connectTimeoutMs: 2_000, lookup: rebinding, allowedRanges: new Set(['unicast', 'loopback']) });
     const client = new PeerClient({ nodeId: 'tester', publicUrl: undefined }, DEFAULT_PULL_LIMITS, connect);
     try {
       const page = await client.fetchPage(`http://rebind.test:${peer.port}`, 0, 10, new AbortController().signal);

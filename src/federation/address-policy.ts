@@ -49,8 +49,6 @@ export function checkAddresses(hostname: string, addresses: ResolvedAddress[], a
 }
 
 export interface AddressPolicyOptions {
-  /** Origins (scheme://host:port) of configured seeds: always allowed, whatever their address. */
-  seedUrls: string[];
   /** Bounds the TCP (and TLS) connect, as undici's own connector does; the lookup gets the same bound. */
   connectTimeoutMs: number;
   lookup?: AddressLookup;
@@ -58,33 +56,18 @@ export interface AddressPolicyOptions {
   allowedRanges?: ReadonlySet<string>;
 }
 
-function originKey(protocol: string, hostname: string, port: string | number): string {
-  const effectivePort = port === '' || port === undefined ? (protocol === 'https:' ? '443' : '80') : String(port);
-  return `${protocol}//${hostname.replace(/^\[|\]$/g, '').toLowerCase()}:${effectivePort}`;
-}
-
 /**
  * An undici connector that enforces the address policy of PROTOCOL.md section 7: it resolves the host, checks
  * every address, and connects to the address it checked (never by name again), so a name cannot answer the check
  * with a public address and the connect with a private one (DNS rebinding). TLS still verifies the certificate
- * against the name (servername). Connections to a configured seed's origin are not checked.
+ * against the name (servername). Seeds do not come through here (PeerClient reaches them with undici's own).
  */
 export function addressPolicyConnector(options: AddressPolicyOptions): buildConnector.connector {
   const inner = buildConnector({ timeout: options.connectTimeoutMs });
   const lookup = options.lookup ?? systemLookup;
   const allowed = options.allowedRanges ?? PUBLIC_RANGES;
-  const seeds = new Set(
-    options.seedUrls.map((url) => {
-      const parsed = new URL(url);
-      return originKey(parsed.protocol, parsed.hostname, parsed.port);
-    }),
-  );
   return (connectOptions, callback) => {
-    const { hostname, protocol, port } = connectOptions;
-    if (seeds.has(originKey(protocol, hostname, port))) {
-      inner(connectOptions, callback);
-      return;
-    }
+    const { hostname } = connectOptions;
     const servername = connectOptions.servername ?? (isIP(hostname) ? undefined : hostname);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {

@@ -50,32 +50,33 @@ export interface PullIdentity {
 /** Fetches pull pages from peers over undici, bounded in connect, header and body time and in bytes. */
 export class PeerClient {
   private readonly dispatcher: Agent;
+  /** For peers learned from strangers: through the connector given (the address policy), else the same as above. */
+  private readonly learnedDispatcher: Agent;
 
   constructor(
     private readonly identity: PullIdentity,
     private readonly limits: PullLimits = DEFAULT_PULL_LIMITS,
-    /** A connector of our own (the address policy: address-policy.ts); undici's, bounded by connectTimeoutMs, if none. */
-    connect?: buildConnector.connector,
+    /** The connector for peers that are not seeds (the address policy: address-policy.ts); undici's if none. */
+    learnedConnect?: buildConnector.connector,
   ) {
-    this.dispatcher = new Agent({
-      connect: connect ?? { timeout: limits.connectTimeoutMs },
-      headersTimeout: limits.headersTimeoutMs,
-      bodyTimeout: limits.bodyTimeoutMs,
-      connections: 8,
-    });
+    const agentOptions = { headersTimeout: limits.headersTimeoutMs, bodyTimeout: limits.bodyTimeoutMs, connections: 8 };
+    this.dispatcher = new Agent({ ...agentOptions, connect: { timeout: limits.connectTimeoutMs } });
+    this.learnedDispatcher = learnedConnect ? new Agent({ ...agentOptions, connect: learnedConnect }) : this.dispatcher;
   }
 
-  async fetchPage(peerUrl: string, since: number, limit: number, signal: AbortSignal): Promise<PulledPage> {
+  /** `seed`: a configured seed, always reached (PROTOCOL.md section 7); any other peer goes through the policy. */
+  async fetchPage(peerUrl: string, since: number, limit: number, signal: AbortSignal, { seed = false } = {}): Promise<PulledPage> {
+    const dispatcher = seed ? this.dispatcher : this.learnedDispatcher;
     try {
-      return await this.fetchPageOnce(peerUrl, since, limit, signal);
+      return await this.fetchPageOnce(peerUrl, since, limit, signal, dispatcher);
     } catch (error) {
       // A kept-alive connection that the peer closed (it restarted, say) fails on reuse; the GET is safe to repeat.
       if (signal.aborted || !(error instanceof PullFailure) || !error.connectionReset) throw error;
-      return this.fetchPageOnce(peerUrl, since, limit, signal);
+      return this.fetchPageOnce(peerUrl, since, limit, signal, dispatcher);
     }
   }
 
-  private async fetchPageOnce(peerUrl: string, since: number, limit: number, signal: AbortSignal): Promise<PulledPage> {
+  private async fetchPageOnce(peerUrl: string, since: number, limit: number, signal: AbortSignal, dispatcher: Agent): Promise<PulledPage> {
     const url = `${peerUrl}/federation/pull?since=${since}&limit=${limit}`;
     const headers: Record<string, string> = { accept: 'application/json', 'x-agentmesh-node-id': this.identity.nodeId };
     if (this.identity.publicUrl) headers['x-agentmesh-node-url'] = this.identity.publicUrl;
@@ -83,7 +84,7 @@ export class PeerClient {
     const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.limits.headersTimeoutMs + this.limits.bodyTimeoutMs)]);
     let text: string;
     try {
-      const response = await request(url, { method: 'GET', headers, dispatcher: this.dispatcher, signal: deadline });
+      const response = await request(url, { method: 'GET', headers, dispatcher, signal: deadline });
       if (response.statusCode !== 200) {
         await response.body.dump({ limit: 64 * 1024 }).catch(() => {});
         throw new PullFailure(`answered HTTP ${response.statusCode}`);
@@ -126,6 +127,7 @@ export class PeerClient {
 
   async close(): Promise<void> {
     await this.dispatcher.destroy();
+    if (this.learnedDispatcher !== this.dispatcher) await this.learnedDispatcher.destroy();
   }
 }
 

@@ -25,7 +25,7 @@ export interface SyncOptions {
   dropCandidateAfter?: number;
   maxBackoffMs?: number;
   verifier?: CardVerifier;
-  /** The connector peers are reached through: the address policy's (PROTOCOL.md section 7), or undici's when none. */
+  /** The connector for peers other than seeds: the address policy's (PROTOCOL.md section 7), or undici's when none. */
   connect?: buildConnector.connector;
 }
 
@@ -185,7 +185,7 @@ export class SyncWorker {
         ({ page, verified } = await ahead);
         ahead = null;
       } else {
-        page = await this.client.fetchPage(peer.url, since, this.pageLimit, signal);
+        page = await this.client.fetchPage(peer.url, since, this.pageLimit, signal, { seed: peer.source === 'seed' });
       }
       if (page.node_id === store.nodeId) {
         if (peer.source !== 'seed') store.write(() => store.peers.remove(peer.url));
@@ -205,7 +205,7 @@ export class SyncWorker {
       if (page.has_more && page.agents.length === 0) throw new PullFailure('has_more with an empty page');
 
       if (page.has_more && report.pages + 1 < this.maxPagesPerRound) {
-        ahead = this.fetchAhead(peer.url, page.next_since, signal);
+        ahead = this.fetchAhead(peer, page.next_since, signal);
         // Its failure surfaces when it is awaited; if this page fails first, it is dropped unapplied.
         ahead.catch(() => {});
       }
@@ -239,8 +239,8 @@ export class SyncWorker {
    * peer serves it meanwhile. At most one page is ahead. Nothing of it is applied before the loop has checked it like
    * any page, and a pull that fails drops it.
    */
-  private async fetchAhead(url: string, since: number, signal: AbortSignal): Promise<FetchedAhead> {
-    const page = await this.client.fetchPage(url, since, this.pageLimit, signal);
+  private async fetchAhead(peer: PeerRow, since: number, signal: AbortSignal): Promise<FetchedAhead> {
+    const page = await this.client.fetchPage(peer.url, since, this.pageLimit, signal, { seed: peer.source === 'seed' });
     const verified = this.verifier.verify(page.agents, Date.now(), this.options.maxClockSkewMs);
     verified.catch(() => {}); // awaited by the loop, or dropped with the page
     return { page, verified };
