@@ -36,6 +36,21 @@ async function node(name: string, settings: Record<string, string> = {}): Promis
   return started;
 }
 
+describe('the operator commands in the help', () => {
+  it('agentmesh --help names delete, peers, backup and restore; each explains itself', async () => {
+    const commands = ['delete', 'peers', 'backup', 'restore'];
+    const [help, ...own] = await Promise.all([runCli(['--help']), ...commands.map((c) => runCli([c, '--help']))]);
+    commands.forEach((command, i) => {
+      assert.match(help.stdout, new RegExp(`^  ${command}\\b`, 'm'), command);
+      assert.equal(own[i]!.code, 0, command);
+      assert.match(own[i]!.stdout, new RegExp(`Usage: agentmesh ${command}`), command);
+    });
+    const missing = await runCli(['backup', join(dir.path, 'x.db')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--db is required/);
+  });
+});
+
 describe('agentmesh delete', () => {
   it('signs a tombstone with the agent key and sends it; the node then answers 410', async () => {
     const target = await node('delete');
