@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { signTombstone } from '../src/client/index.js';
+import { ConfigError, loadConfig } from '../src/config.js';
 import { clientKey, isTrusted, parseTrustedClients, WriteRateLimiter } from '../src/http/rate-limit.js';
 import type { RunningNode } from '../src/node.js';
 import { eventually, getJson, newAgent, postJson, spawnNode, startTestNode, tempDir, type NodeProcess } from './helpers/index.js';
@@ -106,6 +107,26 @@ describe('write rate', () => {
     now += 61_000;
     limiter.take('10.9.9.9');
     assert.ok(limiter.trackedClients <= 2, 'refilled buckets are forgotten');
+  });
+});
+
+describe('settings', () => {
+  it('--write-rate, --trusted-clients, --peer-networks, --max-connections, --log-format: defaults, environment, bad values', () => {
+    const defaults = loadConfig({}, {});
+    assert.equal(defaults.writeRate, 600);
+    assert.equal(defaults.peerNetworks, 'public');
+    assert.equal(defaults.maxConnections, 0);
+    assert.equal(defaults.logFormat, undefined);
+    assert.ok(isTrusted('127.0.0.1', defaults.trustedClients) && !isTrusted('10.0.0.1', defaults.trustedClients));
+    const fromEnv = loadConfig({}, { AGENTMESH_WRITE_RATE: '0', AGENTMESH_TRUSTED_CLIENTS: '10.0.0.0/8', AGENTMESH_PEER_NETWORKS: 'any', AGENTMESH_LOG_FORMAT: 'pretty' });
+    assert.equal(fromEnv.writeRate, 0);
+    assert.equal(fromEnv.peerNetworks, 'any');
+    assert.equal(fromEnv.logFormat, 'pretty');
+    assert.ok(isTrusted('10.1.1.1', fromEnv.trustedClients) && !isTrusted('127.0.0.1', fromEnv.trustedClients));
+    assert.throws(() => loadConfig({ writeRate: '-1' }, {}), (e: unknown) => e instanceof ConfigError && /--write-rate \(AGENTMESH_WRITE_RATE\)/.test(e.message));
+    assert.throws(() => loadConfig({ trustedClients: 'everyone' }, {}), /--trusted-clients \(AGENTMESH_TRUSTED_CLIENTS\): "everyone" is not/);
+    assert.throws(() => loadConfig({ peerNetworks: 'private' }, {}), /--peer-networks/);
+    assert.throws(() => loadConfig({ logFormat: 'xml' }, {}), /--log-format/);
   });
 });
 
