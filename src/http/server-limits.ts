@@ -71,6 +71,9 @@ export function applyServerLimits(server: Server, limits: ServerLimits, logger: 
     }
     for (const handler of handlers) handler.call(server, req, res);
   });
+  // After listening, the server's errors are failed accepts (EMFILE when descriptors run out despite the cap): an
+  // unhandled 'error' event would end the process, and the node must outlive a flood.
+  server.on('error', (error: NodeJS.ErrnoException) => logger.error({ err: error }, 'accepting a connection failed'));
   server.on('connection', (socket: Socket) => {
     if (open >= limits.maxConnections) {
       refused.add(socket);
