@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { normalizePeerUrl } from './federation/peer-url.js';
+import { parseTrustedClients } from './http/rate-limit.js';
 
 /** The settings of PROTOCOL.md section 9, each a flag and an environment variable. */
 export const SETTINGS = {
@@ -12,6 +13,11 @@ export const SETTINGS = {
   maxClockSkewMs: { flag: '--max-clock-skew-ms', env: 'AGENTMESH_MAX_CLOCK_SKEW_MS' },
   livePeers: { flag: '--live-peers', env: 'AGENTMESH_LIVE_PEERS' },
   logLevel: { flag: '--log-level', env: 'AGENTMESH_LOG_LEVEL' },
+  logFormat: { flag: '--log-format', env: 'AGENTMESH_LOG_FORMAT' },
+  peerNetworks: { flag: '--peer-networks', env: 'AGENTMESH_PEER_NETWORKS' },
+  writeRate: { flag: '--write-rate', env: 'AGENTMESH_WRITE_RATE' },
+  trustedClients: { flag: '--trusted-clients', env: 'AGENTMESH_TRUSTED_CLIENTS' },
+  maxConnections: { flag: '--max-connections', env: 'AGENTMESH_MAX_CONNECTIONS' },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -48,6 +54,23 @@ const configSchema = z.object({
   // PROTOCOL.md section 7: peers kept on a held pull (a live link); 0 pulls every peer on its schedule only.
   livePeers: integerText(0, 100).default(8),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Absent: pretty when stderr is a terminal, JSON otherwise. */
+  logFormat: z.enum(['json', 'pretty']).optional(),
+  peerNetworks: z.enum(['public', 'any']).default('public'),
+  writeRate: integerText(0, 1_000_000).default(600),
+  trustedClients: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return parseTrustedClients(text);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    })
+    .default(parseTrustedClients('loopback')),
+  /** 0: from the file-descriptor limit (server-limits.ts). */
+  maxConnections: integerText(0, 1_000_000).default(0),
 });
 
 export type Config = z.infer<typeof configSchema>;

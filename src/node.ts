@@ -4,11 +4,15 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { PullServer, type PullServingTuning } from './federation/pull.js';
+import { addressPolicyApplies, addressPolicyConnector, type AddressLookup } from './federation/address-policy.js';
+import { DEFAULT_PULL_LIMITS } from './federation/peer-client.js';
 import { SyncWorker, type SyncOptions } from './federation/sync-worker.js';
 import { VerifierPool } from './federation/verifier-pool.js';
 import { createApp } from './http/app.js';
 import { errorBody } from './http/errors.js';
 import { NodeMetrics } from './metrics/registry.js';
+import { WriteRateLimiter } from './http/rate-limit.js';
+import { applyServerLimits, defaultMaxConnections } from './http/server-limits.js';
 import { Store } from './store/index.js';
 
 export interface RunningNode {
@@ -24,6 +28,8 @@ export interface RunningNode {
   url: string;
   /** Stops in reverse order of start: listener, sync worker, database. */
   stop(): Promise<void>;
+  /** Connections open on the listener now (refused ones past the cap not counted). */
+  openConnections(): number;
 }
 
 /** Tuning that is not a setting of PROTOCOL.md section 9: tests and benchmarks pass it. */
@@ -32,10 +38,12 @@ export type SyncTuning = Omit<SyncOptions, 'store' | 'logger' | 'seeds' | 'publi
   backgroundSync?: boolean;
   /** Caps of pull serving (held long polls, unread answer bytes, stall timeout); defaults in DEFAULT_PULL_SERVING. */
   pullServing?: Partial<PullServingTuning>;
+  /** Resolves peer host names for the address policy; the system resolver unless a test injects one. */
+  peerLookup?: AddressLookup;
 };
 
 /** The composition root: the only place that knows every part. */
-export async function startNode(config: Config, logger: Logger, { backgroundSync = true, pullServing, ...tuning }: SyncTuning = {}): Promise<RunningNode> {
+export async function startNode(config: Config, logger: Logger, { backgroundSync = true, pullServing, peerLookup, ...tuning }: SyncTuning = {}): Promise<RunningNode> {
   const store = await Store.open(config.db);
   store.checkpointInBackground();
   logger.info({ db: config.db, node_id: store.nodeId }, 'database open');
@@ -54,6 +62,7 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
     logger: logger.child({ subsystem: 'http' }),
     pulls,
     onPeerLearned: () => worker?.nudge(),
+    writeLimiter: new WriteRateLimiter({ perMinute: config.writeRate, trusted: config.trustedClients }),
   });
   const server = app.listen(config.port, config.host);
   try {
@@ -62,10 +71,19 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
     await store.close();
     throw error;
   }
-  // Bounded in time: a client that trickles its request cannot hold a socket for long.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.keepAliveTimeout = 5_000;
+  // Bounded in time and number: a client that trickles its request cannot hold a socket for long, nor can strangers
+  // open more sockets than the node has descriptors for.
+  const openConnections = applyServerLimits(
+    server,
+    {
+      maxConnections: config.maxConnections || defaultMaxConnections(),
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 5_000,
+      maxRequestsPerSocket: 1_000,
+    },
+    logger.child({ subsystem: 'http' }),
+  );
   // Requests node's HTTP parser refuses before express sees them (a head over 16 KiB, bytes that are not HTTP)
   // still get the error body of PROTOCOL.md section 8.
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
@@ -85,6 +103,13 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
 
+  // PROTOCOL.md section 7, address policy: peers learned from strangers are reached only at public addresses.
+  const policy = await addressPolicyApplies(config.peerNetworks, config.publicUrl, peerLookup);
+  logger.info({ applies: policy.applies, reason: policy.reason }, 'outbound address policy');
+  const limits = tuning.limits ?? DEFAULT_PULL_LIMITS;
+  const connect = policy.applies
+    ? addressPolicyConnector({ connectTimeoutMs: limits.connectTimeoutMs, lookup: peerLookup })
+    : undefined;
   worker = new SyncWorker({
     store,
     logger: logger.child({ subsystem: 'sync' }),
@@ -93,6 +118,7 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
     intervalMs: config.syncIntervalMs,
     maxClockSkewMs: config.maxClockSkewMs,
     livePeers: config.livePeers,
+    connect,
     ...tuning,
     // Verification of pulled pages runs on worker threads (one per core but the event loop's), started on first
     // use; worker.stop() closes the pool. Callers may pass another verifier (e.g. inlineVerifier) in tuning.
@@ -123,5 +149,5 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
       logger.info('node stopped');
     })());
 
-  return { config, store, worker, pulls, server, metrics, url, stop };
+  return { config, store, worker, pulls, server, metrics, url, stop, openConnections };
 }

@@ -103,14 +103,15 @@ describe('skip before verifying', () => {
 });
 
 describe('hooks for the other parts', () => {
-  it('pulls connect through the undici connector given (the address policy plugs in there) and report each pull', async () => {
+  it('pulls of learned peers connect through the undici connector given (the address policy plugs in there) and report each pull', async () => {
     const signer = new BulkSigner();
     const peer = await settablePeer();
     peer.set((req, res) => answerPage(req, res, pullPage([signer.sign(fields('Hooked'), Date.now() - 1000)], { next_since: 1 })));
     const base = buildConnector({ timeout: 1000 });
     const connected: string[] = [];
     const reports: PeerReport[] = [];
-    const node = await startTestNode(`${dir.path}/hooked`, { seeds: peer.url }, {
+    // A learned peer: configured seeds are always reached through undici's own connector.
+    const node = await startTestNode(`${dir.path}/hooked`, {}, {
       connect: (options, callback) => {
         connected.push(`${options.hostname}:${options.port}`);
         return base(options, callback);
@@ -118,6 +119,7 @@ describe('hooks for the other parts', () => {
       onReport: (report) => reports.push(report),
     });
     cleanups.push(() => node.stop());
+    node.store.write(() => node.store.peers.addCandidates([peer.url], 'discovered', Date.now()));
     await node.worker.runRound();
     assert.deepEqual(connected, [new URL(peer.url).host]);
     assert.equal(reports.length, 1);

@@ -14,8 +14,12 @@ Commands:
   register <card.json> --key <file>          sign a card and publish it on a node
   get <id>                                   fetch an agent's card
   search [<query>...] [--skill --tag ...]    find live agents
+  delete <id> --key <file>                   sign a tombstone and send it: the agent is deleted everywhere
+  peers                                      a node's peer table: source, last success, failures, live link, error
+  backup <file> --db <path>                  a consistent copy of a node's database, while it runs
+  restore <file> --db <path> [--force]       put a backup in place (node stopped); it gets a new node id
 
-The client commands talk to --node <url>, default $AGENTMESH_NODE, else ${DEFAULT_NODE_URL}.
+The client commands (register, get, search, delete, peers) talk to --node <url>, default $AGENTMESH_NODE, else ${DEFAULT_NODE_URL}.
 Run agentmesh <command> --help for a command's options.
 
 Exit codes: 0 done; 1 the command failed (a bad file, the node refused or could not be reached); 2 bad usage.`;
@@ -30,6 +34,10 @@ const commands: Record<string, () => Promise<Command>> = {
   register: async () => (await import('./register.js')).register,
   get: async () => (await import('./get.js')).get,
   search: async () => (await import('./search.js')).search,
+  delete: async () => (await import('./delete.js')).deleteAgent,
+  peers: async () => (await import('./peers.js')).peers,
+  backup: async () => (await import('./backup.js')).backup,
+  restore: async () => (await import('./restore.js')).restore,
 };
 
 async function main(argv: string[]): Promise<number> {

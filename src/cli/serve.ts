@@ -15,6 +15,16 @@ Options (each also read from the environment variable shown):
   --max-clock-skew-ms <ms>    AGENTMESH_MAX_CLOCK_SKEW_MS  default 300000
   --live-peers <n>            AGENTMESH_LIVE_PEERS         peers kept on a held pull (live link); 0: none; default 8
   --log-level <level>         AGENTMESH_LOG_LEVEL          fatal, error, warn, info, debug, trace, silent; default info
+  --log-format <format>       AGENTMESH_LOG_FORMAT         json or pretty; default pretty when stderr is a terminal
+  --peer-networks <which>     AGENTMESH_PEER_NETWORKS      public: pull learned peers only at public addresses;
+                                                           any: anywhere; default public (off by itself when the
+                                                           public URL is itself not public)
+  --write-rate <n>            AGENTMESH_WRITE_RATE         writes (POST, DELETE) per client per minute; 0 no limit;
+                                                           default 600
+  --trusted-clients <list>    AGENTMESH_TRUSTED_CLIENTS    loopback, none, or IPs and CIDR ranges exempt from the
+                                                           write rate; default loopback
+  --max-connections <n>       AGENTMESH_MAX_CONNECTIONS    open connections before new ones get 503; default 0:
+                                                           8192, or fewer under a low file-descriptor limit
   -h, --help                  show this help
 
 The node is ready when GET /health answers 200. SIGTERM or SIGINT stops it cleanly.`;
@@ -42,7 +52,7 @@ export async function serve(args: string[]): Promise<number> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, config.logFormat);
   const node = await startNode(config, logger);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);

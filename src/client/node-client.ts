@@ -104,7 +104,8 @@ const pullSchema = z.object({
 
 const peersSchema = z.object({
   peers: z.array(
-    z.object({
+    // Loose: members a newer node adds (a live-link state, say) are kept for callers that know them.
+    z.looseObject({
       url: z.string(),
       source: z.enum(['seed', 'discovered', 'announced']),
       node_id: z.string().nullable(),

@@ -58,33 +58,34 @@ export interface PullIdentity {
 
 export interface PeerClientOptions {
   /**
-   * An undici connector (e.g. the address policy's, which resolves, checks and connects to the checked address).
-   * Without one, undici's own connector with the connect time-out of the limits.
+   * The undici connector for peers that are not configured seeds: the address policy's (address-policy.ts), which
+   * resolves, checks and connects to the checked address. Seeds are always reached (PROTOCOL.md section 7) through
+   * undici's own connector with the connect time-out of the limits; so is every peer when this is absent.
    */
-  connect?: buildConnector.connector;
+  learnedConnect?: buildConnector.connector;
 }
 
 export interface FetchOptions {
   /** Asks the peer to hold the request up to this long when it has nothing new (a live link); 0 for none. */
   waitMs?: number;
+  /** A configured seed: reached whatever the address policy says. */
+  seed?: boolean;
 }
 
 /** Fetches pull pages from peers over undici, bounded in connect, header and body time and in bytes. */
 export class PeerClient {
   private readonly dispatcher: Agent;
+  private readonly learnedDispatcher: Agent;
 
   constructor(
     private readonly identity: PullIdentity,
     private readonly limits: PullLimits = DEFAULT_PULL_LIMITS,
     options: PeerClientOptions = {},
   ) {
-    this.dispatcher = new Agent({
-      connect: options.connect ?? { timeout: limits.connectTimeoutMs },
-      headersTimeout: limits.headersTimeoutMs,
-      bodyTimeout: limits.bodyTimeoutMs,
-      // Live links hold a connection each, on top of the scheduled pulls in flight.
-      connections: 16,
-    });
+    // Live links hold a connection each, on top of the scheduled pulls in flight.
+    const agentOptions = { headersTimeout: limits.headersTimeoutMs, bodyTimeout: limits.bodyTimeoutMs, connections: 16 };
+    this.dispatcher = new Agent({ ...agentOptions, connect: { timeout: limits.connectTimeoutMs } });
+    this.learnedDispatcher = options.learnedConnect ? new Agent({ ...agentOptions, connect: options.learnedConnect }) : this.dispatcher;
   }
 
   async fetchPage(peerUrl: string, since: number, limit: number, lifetime: AbortSignal, options: FetchOptions = {}): Promise<PulledPage> {
@@ -124,7 +125,7 @@ export class PeerClient {
       const response = await request(url, {
         method: 'GET',
         headers,
-        dispatcher: this.dispatcher,
+        dispatcher: options.seed ? this.dispatcher : this.learnedDispatcher,
         signal: pull.signal,
         headersTimeout: this.limits.headersTimeoutMs + waitMs,
         bodyTimeout: this.limits.bodyTimeoutMs + waitMs,
@@ -205,6 +206,7 @@ export class PeerClient {
 
   async close(): Promise<void> {
     await this.dispatcher.destroy();
+    if (this.learnedDispatcher !== this.dispatcher) await this.learnedDispatcher.destroy();
   }
 }
 

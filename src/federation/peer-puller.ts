@@ -124,7 +124,7 @@ export class PeerPuller {
         prepared = await ahead;
         ahead = null;
       } else {
-        const page = await this.options.client.fetchPage(peer.url, since, this.options.pageLimit, signal, { waitMs: wait });
+        const page = await this.options.client.fetchPage(peer.url, since, this.options.pageLimit, signal, { waitMs: wait, seed: peer.source === 'seed' });
         prepared = this.prepare(page);
       }
       wait = 0;
@@ -149,7 +149,7 @@ export class PeerPuller {
       if (page.has_more && page.next_since <= since) throw new PullFailure('has_more without next_since moving past since');
 
       if (page.has_more && report.pages + 1 < maxPagesPerPull) {
-        ahead = this.fetchAhead(peer.url, page.next_since, signal);
+        ahead = this.fetchAhead(peer, page.next_since, signal);
         // Its failure surfaces when it is awaited; if this page fails first, it is dropped unapplied.
         ahead.catch(() => {});
       }
@@ -198,8 +198,9 @@ export class PeerPuller {
    * it arrives. At most one page is ahead. Nothing of it is applied before the loop has checked it like any page,
    * and a pull that fails drops it.
    */
-  private async fetchAhead(url: string, since: number, signal: AbortSignal): Promise<PreparedPage> {
-    return this.prepare(await this.options.client.fetchPage(url, since, this.options.pageLimit, signal));
+  private async fetchAhead(peer: PeerRow, since: number, signal: AbortSignal): Promise<PreparedPage> {
+    const seed = peer.source === 'seed';
+    return this.prepare(await this.options.client.fetchPage(peer.url, since, this.options.pageLimit, signal, { seed }));
   }
 
   /** The first 100 entries of a page's peer list that pass the URL policy, less ourselves and the peer itself. */

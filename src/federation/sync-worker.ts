@@ -34,7 +34,7 @@ export interface SyncOptions {
   verifier?: CardVerifier;
   /** Told of every pull that ended, scheduled, live or forced (metrics count them). */
   onReport?: (report: PeerReport) => void;
-  /** An undici connector for every pull (the address policy plugs in here). */
+  /** The connector for peers other than seeds: the address policy's (PROTOCOL.md section 7), or undici's when none. */
   connect?: buildConnector.connector;
 }
 
@@ -56,7 +56,7 @@ export class SyncWorker {
     this.client = new PeerClient(
       { nodeId: store.nodeId, publicUrl: options.publicUrl },
       options.limits ?? DEFAULT_PULL_LIMITS,
-      { connect: options.connect },
+      { learnedConnect: options.connect },
     );
     this.verifier = options.verifier ?? inlineVerifier;
     this.concurrency = options.concurrency ?? 4;

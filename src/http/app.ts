@@ -8,6 +8,7 @@ import { errorMiddleware, notFoundHandler } from './errors.js';
 import { federationRouter } from './federation-routes.js';
 import { homePage } from './home.js';
 import { buildOpenApiDocument } from './openapi.js';
+import type { WriteRateLimiter } from './rate-limit.js';
 
 export interface AppOptions {
   store: Store;
@@ -20,9 +21,11 @@ export interface AppOptions {
   pulls?: PullServer;
   /** Told when a pull announced a peer not known before (the sync worker pulls it at once). */
   onPeerLearned?: (url: string) => void;
+  /** Writes per client per minute (PROTOCOL.md section 8, 429 `rate_limited`); none when absent. */
+  writeLimiter?: WriteRateLimiter;
 }
 
-export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, pulls, onPeerLearned }: AppOptions): Express {
+export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, pulls, onPeerLearned, writeLimiter }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -32,6 +35,7 @@ export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, p
   // Built once: it describes the routes, which do not change while the node runs.
   const openApi = JSON.stringify(buildOpenApiDocument());
 
+  if (writeLimiter) app.use(writeLimiter.middleware());
   app.get('/health', async (_req, res) => {
     res.status(200).json({
       status: 'ok',
