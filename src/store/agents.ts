@@ -1,9 +1,12 @@
 import type Database from 'better-sqlite3';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { compareVersions, type AgentProtocol, type VerifiedCard } from '../card/index.js';
 import type { ChangeClock } from './clock.js';
 import type { Sqlite } from './database.js';
+import { AgentSearch, type SearchFilters, type SearchPage } from './search.js';
 import type { DatabaseSchema } from './tables.js';
+
+export type { SearchFilters, SearchPage, SearchPosition, SearchSort } from './search.js';
 
 export type PutOutcome =
   | { status: 'created'; changedAt: number }
@@ -19,23 +22,6 @@ export interface HeldCard {
   deleted: boolean;
 }
 
-export interface SearchFilters {
-  /** Every word must occur (full text over name, description, skills and tags). */
-  words: string[];
-  skill?: string;
-  tag?: string;
-  protocol?: AgentProtocol;
-  limit: number;
-  /** Exclusive: the seq of the last card of the previous page. */
-  afterSeq: number;
-}
-
-export interface SearchPage {
-  cards: string[];
-  /** The seq to continue after, or null on the last page. */
-  lastSeq: number | null;
-}
-
 export interface ChangedCard {
   changedAt: number;
   canonical: string;
@@ -48,14 +34,10 @@ interface HeldVersion {
   signature: string;
 }
 
+/** name, skills, tags, description: the columns of agents_fts (migrations/002-search.ts fills them the same way). */
 function fullTextColumns(card: VerifiedCard): [string, string, string, string] {
-  const skills = (card.card.skills ?? []).flatMap((s) => [s.name, s.description ?? '', ...(s.tags ?? [])]);
-  return [card.name ?? '', card.description ?? '', skills.join(' '), card.tags.join(' ')];
-}
-
-/** Quotes each word as an FTS5 string, so nothing a client types is read as query syntax. */
-function ftsQuery(words: string[]): string {
-  return words.map((w) => '"' + w.replaceAll('"', '""') + '"').join(' ');
+  const skills = (card.card.skills ?? []).map((s) => [s.name, s.description, ...(s.tags ?? [])].filter((t) => t !== undefined).join(' '));
+  return [card.name ?? '', skills.join(' '), card.tags.join(' '), card.description ?? ''];
 }
 
 /**
@@ -73,6 +55,7 @@ export class AgentRepository {
   private readonly insertTag: Database.Statement<[string, number]>;
   private readonly selectCard: Database.Statement<[string], { card: string; deleted: number }>;
   private readonly selectChanges: Database.Statement<[number, number], [number, string]>;
+  private readonly searcher: AgentSearch;
 
   constructor(
     sqlite: Sqlite,
@@ -80,6 +63,7 @@ export class AgentRepository {
     private readonly clock: ChangeClock,
     private readonly now: () => number = Date.now,
   ) {
+    this.searcher = new AgentSearch(sqlite);
     this.selectHeld = sqlite.prepare('SELECT seq, updated_at, updated_at_text, signature FROM agents WHERE id = ?');
     // The WHERE on DO UPDATE makes the last-writer-wins decision part of the write itself (DESIGN.md invariants).
     this.upsert = sqlite.prepare(`
@@ -96,7 +80,7 @@ export class AgentRepository {
       WHERE (excluded.updated_at, excluded.signature) > (agents.updated_at, agents.signature)
       RETURNING seq`);
     this.deleteFts = sqlite.prepare('DELETE FROM agents_fts WHERE rowid = ?');
-    this.insertFts = sqlite.prepare('INSERT INTO agents_fts (rowid, name, description, skills, tags) VALUES (?, ?, ?, ?, ?)');
+    this.insertFts = sqlite.prepare('INSERT INTO agents_fts (rowid, name, skills, tags, description) VALUES (?, ?, ?, ?, ?)');
     this.deleteSkills = sqlite.prepare('DELETE FROM agent_skills WHERE seq = ?');
     this.insertSkill = sqlite.prepare('INSERT OR IGNORE INTO agent_skills (skill, seq) VALUES (?, ?)');
     this.deleteTags = sqlite.prepare('DELETE FROM agent_tags WHERE seq = ?');
@@ -159,34 +143,9 @@ export class AgentRepository {
     return this.selectChanges.all(since, limit).map(([changedAt, canonical]) => ({ changedAt, canonical }));
   }
 
-  async search(filters: SearchFilters): Promise<SearchPage> {
-    let query = this.db
-      .selectFrom('agents')
-      .select(['seq', 'card'])
-      .where('deleted', '=', 0)
-      .where('seq', '>', filters.afterSeq);
-    if (filters.words.length > 0) {
-      const match = ftsQuery(filters.words);
-      query = query.where('seq', 'in', (eb) =>
-        eb.selectFrom('agents_fts').select('rowid').where(sql<boolean>`agents_fts MATCH ${match}`),
-      );
-    }
-    if (filters.skill !== undefined) {
-      const skill = filters.skill;
-      query = query.where('seq', 'in', (eb) => eb.selectFrom('agent_skills').select('seq').where('skill', '=', skill));
-    }
-    if (filters.tag !== undefined) {
-      const tag = filters.tag;
-      query = query.where('seq', 'in', (eb) => eb.selectFrom('agent_tags').select('seq').where('tag', '=', tag));
-    }
-    if (filters.protocol !== undefined) query = query.where('protocol', '=', filters.protocol);
-    // One row beyond the page tells whether another page follows.
-    const rows = await query.orderBy('seq').limit(filters.limit + 1).execute();
-    const page = rows.slice(0, filters.limit);
-    return {
-      cards: page.map((r) => r.card),
-      lastSeq: rows.length > filters.limit ? page[page.length - 1]!.seq : null,
-    };
+  /** Ranked or recent, filtered, paged by position (store/search.ts). */
+  search(filters: SearchFilters): SearchPage {
+    return this.searcher.search(filters);
   }
 
   async liveCount(): Promise<number> {
