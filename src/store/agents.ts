@@ -22,6 +22,17 @@ export interface HeldCard {
   deleted: boolean;
 }
 
+/** What this node knows of the version it holds of an agent, beyond the card itself. */
+export interface AgentReceipt {
+  id: string;
+  deleted: boolean;
+  updatedAt: string;
+  changedAt: number;
+  /** 'client', or the base URL of the peer the version was pulled from. */
+  receivedFrom: string;
+  receivedAt: number;
+}
+
 export interface ChangedCard {
   changedAt: number;
   canonical: string;
@@ -29,6 +40,7 @@ export interface ChangedCard {
 
 interface HeldVersion {
   seq: number;
+  changed_at: number;
   updated_at: number;
   updated_at_text: string;
   signature: string;
@@ -56,6 +68,8 @@ export class AgentRepository {
   private readonly selectCard: Database.Statement<[string], { card: string; deleted: number }>;
   private readonly selectChanges: Database.Statement<[number, number], [number, string]>;
   private readonly searcher: AgentSearch;
+  private readonly selectReceipt: Database.Statement<[string], { id: string; deleted: number; updated_at_text: string; changed_at: number; received_from: string; received_at: number }>;
+  private readonly selectHead: Database.Statement<[], { last_change_stamp: number }>;
 
   constructor(
     sqlite: Sqlite,
@@ -64,7 +78,9 @@ export class AgentRepository {
     private readonly now: () => number = Date.now,
   ) {
     this.searcher = new AgentSearch(sqlite);
-    this.selectHeld = sqlite.prepare('SELECT seq, updated_at, updated_at_text, signature FROM agents WHERE id = ?');
+    this.selectReceipt = sqlite.prepare('SELECT id, deleted, updated_at_text, changed_at, received_from, received_at FROM agents WHERE id = ?');
+    this.selectHead = sqlite.prepare('SELECT last_change_stamp FROM node_meta WHERE singleton = 1');
+    this.selectHeld = sqlite.prepare('SELECT seq, changed_at, updated_at, updated_at_text, signature FROM agents WHERE id = ?');
     // The WHERE on DO UPDATE makes the last-writer-wins decision part of the write itself (DESIGN.md invariants).
     this.upsert = sqlite.prepare(`
       INSERT INTO agents (id, name, version, endpoint, protocol, description, deleted, updated_at, updated_at_text,
@@ -80,7 +96,7 @@ export class AgentRepository {
       WHERE (excluded.updated_at, excluded.signature) > (agents.updated_at, agents.signature)
       RETURNING seq`);
     this.deleteFts = sqlite.prepare('DELETE FROM agents_fts WHERE rowid = ?');
-    this.insertFts = sqlite.prepare('INSERT INTO agents_fts (rowid, name, skills, tags, description) VALUES (?, ?, ?, ?, ?)');
+    this.insertFts = sqlite.prepare('INSERT INTO agents_fts (rowid, name, skills, tags, description, protocol) VALUES (?, ?, ?, ?, ?, ?)');
     this.deleteSkills = sqlite.prepare('DELETE FROM agent_skills WHERE seq = ?');
     this.insertSkill = sqlite.prepare('INSERT OR IGNORE INTO agent_skills (skill, seq) VALUES (?, ?)');
     this.deleteTags = sqlite.prepare('DELETE FROM agent_tags WHERE seq = ?');
@@ -117,18 +133,19 @@ export class AgentRepository {
       card: card.canonical,
     });
     if (!row) throw new Error(`invariant: the version of ${card.id} that won the comparison lost the upsert`);
-    this.index(row.seq, card, held !== undefined);
+    this.index(row.seq, changedAt, card, held);
     return held ? { status: 'updated', changedAt } : { status: 'created', changedAt };
   }
 
-  private index(seq: number, card: VerifiedCard, replacing: boolean): void {
-    if (replacing) {
-      this.deleteFts.run(seq);
+  /** The full-text row of a card is keyed by its change stamp (migrations/002-search.ts), its filter rows by seq. */
+  private index(seq: number, changedAt: number, card: VerifiedCard, held: HeldVersion | undefined): void {
+    if (held) {
+      this.deleteFts.run(held.changed_at);
       this.deleteSkills.run(seq);
       this.deleteTags.run(seq);
     }
     if (card.deleted) return; // search serves live cards only
-    this.insertFts.run(seq, ...fullTextColumns(card));
+    this.insertFts.run(changedAt, ...fullTextColumns(card), card.protocol);
     for (const skill of card.skillNames) this.insertSkill.run(skill, seq);
     for (const tag of card.tags) this.insertTag.run(tag, seq);
   }
@@ -141,6 +158,25 @@ export class AgentRepository {
   /** One indexed range read on changed_at: the cost follows the page, not the registry. */
   changesSince(since: number, limit: number): ChangedCard[] {
     return this.selectChanges.all(since, limit).map(([changedAt, canonical]) => ({ changedAt, canonical }));
+  }
+
+  receipt(id: string): AgentReceipt | undefined {
+    const row = this.selectReceipt.get(id);
+    return (
+      row && {
+        id: row.id,
+        deleted: row.deleted === 1,
+        updatedAt: row.updated_at_text,
+        changedAt: row.changed_at,
+        receivedFrom: row.received_from,
+        receivedAt: row.received_at,
+      }
+    );
+  }
+
+  /** The last change stamp given (cards and peer rows share the clock): where a follower of new changes starts. */
+  headStamp(): number {
+    return this.selectHead.get()?.last_change_stamp ?? 0;
   }
 
   /** Ranked or recent, filtered, paged by position (store/search.ts). */
