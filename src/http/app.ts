@@ -4,6 +4,7 @@ import type { Store } from '../store/index.js';
 import { agentsRouter } from './agents-routes.js';
 import { errorMiddleware, notFoundHandler } from './errors.js';
 import { federationRouter } from './federation-routes.js';
+import { webRouter } from './web-routes.js';
 
 export interface AppOptions {
   store: Store;
@@ -29,6 +30,7 @@ export function createApp({ store, maxClockSkewMs, publicUrl, logger }: AppOptio
   });
   app.use(agentsRouter({ store, maxClockSkewMs }));
   app.use(federationRouter({ store, publicUrl, logger }));
+  app.use(webRouter({ store, logger }));
   app.use(notFoundHandler);
   app.use(errorMiddleware(logger));
   return app;
