@@ -1,5 +1,6 @@
 // The page at / (src/web), driven in a real browser: playwright-core with Debian's chromium, against real nodes of
-// a real three-node mesh. Every test fails on a console error, an uncaught page error or a dialog.
+// a real three-node mesh. Every test fails on a console error, an uncaught page error or a dialog. (Code run in
+// the page is given as strings: the tests are typed against Node's globals, not the DOM's.)
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
@@ -196,7 +197,7 @@ describe('the page at /', () => {
   it('shows a card stored while the page is open, without a reload', async () => {
     await page.goto(`${c.url}/#/?q=zeppelin`);
     await waitForNames((n) => n.length === 0, 'nothing yet');
-    await page.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
+    await page.evaluate('window.stayed = true');
     await register(c, { name: 'Zeppelin Spotter', description: 'Watches the sky' });
     assert.deepEqual(await waitForNames((n) => n.length === 1, 'the new card appears'), ['Zeppelin Spotter']);
     // And one that reached this node through the mesh: stored at S, pulled by B, then by C.
@@ -204,7 +205,7 @@ describe('the page at /', () => {
     await b.worker.runRound();
     await c.worker.runRound();
     await waitForNames((n) => n.length === 2, 'the pulled card appears');
-    assert.equal(await page.evaluate(() => (window as unknown as { stayed?: boolean }).stayed), true, 'no reload');
+    assert.equal(await page.evaluate('window.stayed'), true, 'no reload');
   });
 
   it('renders hostile card text as text: no element, no script, no dialog', async () => {
@@ -218,14 +219,14 @@ describe('the page at /', () => {
     assert.ok(((await page.locator('main').textContent()) ?? '').includes('"><svg onload=alert(2)>'));
     assert.equal(await page.locator('main img, main svg, main script, main b').count(), 0);
     await page.waitForTimeout(300); // a dialog would fire here (problems would record it)
-    assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: boolean }).__pwned), undefined);
+    assert.equal(await page.evaluate('window.__pwned'), undefined);
   });
 
   it('works from the keyboard, has labels and landmarks, and fits a phone-sized screen', async () => {
     await page.setViewportSize({ width: 360, height: 740 });
     await page.goto(`${c.url}/`);
     await waitForNames((n) => n.length >= 5, 'results');
-    assert.equal(await page.evaluate(() => document.activeElement?.id), 'q', 'the search box has the focus first');
+    assert.equal(await page.evaluate('document.activeElement?.id'), 'q', 'the search box has the focus first');
     for (const label of ['Search', 'Protocol', 'Tag (exact)', 'Skill (exact name)', 'Order']) assert.equal(await page.getByLabel(label, { exact: true }).count(), 1, label);
     for (const role of ['banner', 'navigation', 'main', 'search'] as const) assert.ok((await page.getByRole(role).count()) >= 1, role);
     assert.equal(await page.locator('[aria-live]').first().getAttribute('id'), 'result-count');
@@ -233,14 +234,14 @@ describe('the page at /', () => {
     await waitForNames((n) => n.length === 1, 'typed from the keyboard');
     // Tab from the search box through the filters to the first result, and open it with Enter.
     for (let i = 0; i < 5; i++) await page.keyboard.press('Tab');
-    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Polyglot Translator');
+    assert.equal(await page.evaluate('document.activeElement?.textContent'), 'Polyglot Translator');
     await page.keyboard.press('Enter');
     await page.locator('h1', { hasText: 'Polyglot Translator' }).waitFor();
-    assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'H1', 'the new view takes the focus');
+    assert.equal(await page.evaluate('document.activeElement?.tagName'), 'H1', 'the new view takes the focus');
     for (const view of ['#/', `#/agents/${encodeURIComponent((await register(c, { name: 'Narrow', description: 'x'.repeat(300) })).id)}`, '#/mesh']) {
       await page.goto(`${c.url}/${view}`);
       await page.waitForTimeout(500);
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      const overflow = (await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth')) as number;
       assert.ok(overflow <= 0, `${view} is ${overflow} px wider than the screen`);
     }
   });
