@@ -9,6 +9,7 @@ import * as coldSync from './cold-sync.js';
 import * as incrementalPull from './incremental-pull.js';
 import * as quietRound from './quiet-round.js';
 import * as registration from './registration.js';
+import * as search from './search.js';
 import * as serving from './serving.js';
 import * as startup from './startup.js';
 import * as verify from './verify.js';
@@ -19,6 +20,7 @@ export const BENCHMARKS: Record<string, (options: BenchOptions) => Promise<Bench
   'incremental-pull': incrementalPull.run,
   'quiet-round': quietRound.run,
   registration: registration.run,
+  search: search.run,
   serving: serving.run,
   startup: startup.run,
   verify: verify.run,
