@@ -1,10 +1,13 @@
 // GET /agents 1.1 (PROTOCOL.md section 8): English stemming, the last word as a prefix, sort=relevance (BM25 with
 // field weights, ties by the most recent change), sort=recent, and cursors over a ranked result, on a real node.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { generateKeyPair, signCard, type AgentKeyPair, type SignedCard } from '../src/client/index.js';
 import { assertErrorBody, send, sendJson } from './helpers/api.js';
-import { nodeForSuite } from './helpers/index.js';
+import { nodeForSuite, PROJECT_ROOT } from './helpers/index.js';
 
 const suite = nodeForSuite();
 
@@ -85,6 +88,18 @@ describe('sort', () => {
     const all = (await search({ limit: '500' })).agents;
     assert.deepEqual(names(all.slice(0, 3)), ['Twin cumulus', 'Twin cumulus', 'Twin cumulus']);
     assert.deepEqual(names((await search({ sort: 'recent', limit: '500' })).agents), names(all));
+  });
+
+  it('the CLI prints the order the node serves, and takes --sort', async () => {
+    const cli = (args: string[]) =>
+      new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, ['--import', createRequire(import.meta.url).resolve('tsx'), join(PROJECT_ROOT, 'src/cli/main.ts'), 'search', ...args, '--node', suite.node.url],
+          { timeout: 30_000 }, (error, stdout, stderr) => (error ? reject(new Error(stderr)) : resolve(stdout))),
+      );
+    const ids = (out: string) => out.trim().split('\n').filter((l) => l.startsWith('did:agent:')).map((l) => l.split(' ')[0]);
+    assert.deepEqual(ids(await cli(['nimbus'])), (await search({ q: 'nimbus' })).agents.map((c) => c.id));
+    assert.deepEqual(ids(await cli(['helps', 'desk', '--sort', 'recent'])), (await search({ q: 'helps desk', sort: 'recent' })).agents.map((c) => c.id));
+    await assert.rejects(cli(['nimbus', '--sort', 'best']), /--sort must be relevance or recent/);
   });
 
   it('answers 400 invalid_query for any other sort', async () => {
