@@ -62,10 +62,15 @@ export function agentView(main: HTMLElement, id: string, backHref: string): View
   main.replaceChildren(h('article', { class: 'agent', 'aria-labelledby': 'agent-title' }, h('p', { class: 'back' }, h('a', { href: backHref }, '← Back to search')), heading, body));
   heading.focus();
   let disposed = false;
+  /** The change stamp shown: a live refresh redraws only when this agent itself changed. */
+  let shownStamp: number | undefined;
 
   async function load(): Promise<void> {
     const [card, held] = await Promise.allSettled([agent(id), receipt(id)]);
     if (disposed) return;
+    const stamp = held.status === 'fulfilled' ? held.value.changed_at : undefined;
+    if (shownStamp !== undefined && stamp === shownStamp) return;
+    shownStamp = stamp;
     body.setAttribute('aria-busy', 'false');
     const meta = held.status === 'fulfilled' ? held.value : null;
     if (card.status === 'rejected') {
