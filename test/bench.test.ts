@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from './helpers/index.js';
 
-const BENCHMARKS = ['chain-latency', 'cold-sync', 'incremental-pull', 'quiet-round', 'registration', 'serving', 'startup', 'verify'];
+const BENCHMARKS = ['chain-latency', 'cold-sync', 'incremental-pull', 'quiet-round', 'registration', 'search', 'serving', 'startup', 'verify'];
 
 // The benchmarks at small N (npm run bench -- --quick: build, then every benchmark): each must print its figures.
 // Targets are not asserted here: on a shared CI machine the figures are too noisy for that; BENCHMARKS.md has them.
