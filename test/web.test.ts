@@ -11,10 +11,12 @@ import { eventually, freePort, newAgent, PROJECT_ROOT, startTestNode, tempDir } 
 
 const CHROMIUM = process.env.AGENTMESH_CHROMIUM ?? '/usr/bin/chromium';
 const ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const DOCS = `${PROJECT_ROOT}docs/`;
 const HOSTILE = '<img src=x onerror=alert(1)>';
 
 const dir = tempDir();
+// The screenshots of the README: refreshed into docs/ with AGENTMESH_SCREENSHOTS=1, else taken into the temp dir
+// (a test run leaves the tracked files alone).
+const SHOTS = process.env.AGENTMESH_SCREENSHOTS === '1' ? `${PROJECT_ROOT}docs/` : `${dir.path}/`;
 const nodes: RunningNode[] = [];
 let browser: Browser;
 let s: RunningNode; // the centre
@@ -55,7 +57,7 @@ before(async () => {
     { name: HOSTILE, description: '<script>window.__pwned = true</script> onerror', tags: ['<b>bold</b>'], skills: [{ name: '"><svg onload=alert(2)>' }] },
   ]) await register(c, fields);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
-  mkdirSync(DOCS, { recursive: true });
+  mkdirSync(SHOTS, { recursive: true });
 });
 
 after(async () => {
@@ -123,7 +125,7 @@ describe('the page at /', () => {
     assert.deepEqual(names, ['Weather Oracle', 'Harbour Pilot'], 'a match in the name ranks above one in the description');
     assert.match((await page.locator('#result-count').textContent()) ?? '', /2 agents found/);
     assert.match(page.url(), /#\/\?q=weath$/, 'the search is in the URL');
-    await page.screenshot({ path: `${DOCS}screenshot-search.png` });
+    await page.screenshot({ path: `${SHOTS}screenshot-search.png` });
   });
 
   it('narrows with the protocol, tag and skill filters', async () => {
@@ -154,7 +156,7 @@ describe('the page at /', () => {
     assert.deepEqual(json, card, 'the signed card, as JSON');
     const body = (await page.locator('main').textContent())!;
     for (const expected of [card.public_key, card.endpoint, 'translate', 'mcp', 'a client of this node']) assert.ok(body.includes(expected), expected);
-    await page.screenshot({ path: `${DOCS}screenshot-agent.png`, fullPage: true });
+    await page.screenshot({ path: `${SHOTS}screenshot-agent.png`, fullPage: true });
 
     const other = await browser.newPage();
     try {
@@ -191,7 +193,7 @@ describe('the page at /', () => {
     assert.ok((await rows.allTextContents()).some((r) => r.includes(d.url) && r.includes('announced')));
     await page.goto(`${c.url}/#/mesh`);
     await eventually(async () => (await rows.count()) === 2, 10_000, 'two peer rows');
-    await page.screenshot({ path: `${DOCS}screenshot-mesh.png`, fullPage: true });
+    await page.screenshot({ path: `${SHOTS}screenshot-mesh.png`, fullPage: true });
   });
 
   it('shows a card stored while the page is open, without a reload', async () => {
