@@ -11,6 +11,7 @@ import * as incrementalPull from './incremental-pull.js';
 import * as mesh from './mesh.js';
 import * as quietRound from './quiet-round.js';
 import * as registration from './registration.js';
+import * as search from './search.js';
 import * as serving from './serving.js';
 import * as soak from './soak.js';
 import * as startup from './startup.js';
@@ -22,6 +23,7 @@ export const BENCHMARKS: Record<string, (options: BenchOptions) => Promise<Bench
   'incremental-pull': incrementalPull.run,
   'quiet-round': quietRound.run,
   registration: registration.run,
+  search: search.run,
   serving: serving.run,
   startup: startup.run,
   verify: verify.run,

@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import { PROJECT_ROOT } from './helpers/index.js';
 
 const BENCHMARKS = [
-  'chain-latency', 'cold-sync', 'cold-sync-follower', 'incremental-pull', 'mesh', 'quiet-round', 'registration', 'serving', 'soak', 'startup', 'verify',
+  'chain-latency', 'cold-sync', 'cold-sync-follower', 'incremental-pull', 'mesh', 'quiet-round', 'registration', 'search', 'serving', 'soak',
+  'startup', 'verify',
 ];
 
 // The benchmarks at small N (npm run bench -- --quick: build, then every benchmark): each must print its figures.

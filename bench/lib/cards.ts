@@ -2,7 +2,7 @@
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { canonicalize, describeVerified, signingPayload, type AgentCard, type VerifiedCard } from '../../src/card/index.js';
 
-const TOPICS = [
+export const TOPICS = [
   'weather', 'finance', 'travel', 'code', 'search', 'translation', 'legal', 'medical', 'music', 'sports', 'news',
   'math', 'chemistry', 'shopping', 'calendar', 'email', 'images', 'security', 'logistics', 'education',
 ];

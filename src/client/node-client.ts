@@ -36,6 +36,8 @@ export interface SearchQuery {
   /** An exact member of `tags` (case-sensitive). */
   tag?: string;
   protocol?: AgentProtocol;
+  /** 1.1: `relevance` (BM25; the default with q) or `recent` (most recently changed first; the default without). */
+  sort?: 'relevance' | 'recent';
   /** 1 to 500; the node's default is 50. */
   limit?: number;
   /** `next_cursor` of the previous page. */

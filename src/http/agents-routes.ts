@@ -1,7 +1,7 @@
 import { Router, type Response } from 'express';
 import { CardRejection, PROTOCOLS, verifyCard, type AgentProtocol } from '../card/index.js';
 import type { CardOutcomes } from '../metrics/card-metrics.js';
-import type { PutOutcome, Store } from '../store/index.js';
+import type { PutOutcome, SearchPosition, SearchSort, Store } from '../store/index.js';
 import { ApiError } from './errors.js';
 import { readJsonBody } from './json-body.js';
 import { decimalParam, textParam } from './query.js';
@@ -31,17 +31,35 @@ function answerPut(res: Response, id: string, outcome: PutOutcome, cards: CardOu
   res.status(STATUS_OF[outcome.status]).json({ id, status: outcome.status });
 }
 
-/** The search cursor is opaque to clients: the seq of the last card served, in base64url. */
-function encodeCursor(seq: number): string {
-  return Buffer.from(String(seq)).toString('base64url');
+/**
+ * The search cursor is opaque to clients: where the last page ended, in base64url. For a ranked page the bm25 score
+ * travels as the 16 hex digits of its IEEE 754 bits, so the next page continues exactly after it (a decimal
+ * rendering could round), with the change stamp that breaks ties: "s<hex>.<changed_at>"; for sort=recent the change
+ * stamp alone: "r<changed_at>".
+ */
+export function encodeCursor(position: SearchPosition): string {
+  let text = `r${position.changedAt}`;
+  if (position.score !== null) {
+    const bits = Buffer.alloc(8);
+    bits.writeDoubleBE(position.score);
+    text = `s${bits.toString('hex')}.${position.changedAt}`;
+  }
+  return Buffer.from(text, 'latin1').toString('base64url');
 }
 
-function decodeCursor(cursor: string | undefined): number {
-  if (cursor === undefined) return 0;
-  const text = /^[A-Za-z0-9_-]{1,24}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('latin1') : '';
-  if (!/^\d{1,15}$/.test(text)) throw new ApiError(400, 'invalid_query', 'cursor is not one this node gave');
-  return Number(text);
+export function decodeCursor(cursor: string | undefined, ranked: boolean): SearchPosition | undefined {
+  if (cursor === undefined) return undefined;
+  const text = /^[A-Za-z0-9_-]{1,64}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('latin1') : '';
+  const match = ranked ? /^s([0-9a-f]{16})\.(\d{1,16})$/.exec(text) : /^r(\d{1,16})$/.exec(text);
+  const changedAt = Number(match?.[ranked ? 2 : 1]);
+  const score = match && ranked ? Buffer.from(match[1]!, 'hex').readDoubleBE() : null;
+  if (!match || !Number.isSafeInteger(changedAt) || (score !== null && Number.isNaN(score))) {
+    throw new ApiError(400, 'invalid_query', 'cursor is not one this node gave for this query');
+  }
+  return { score, changedAt };
 }
+
+const SORTS: readonly SearchSort[] = ['relevance', 'recent'];
 
 /** The words of a full-text query, split the way FTS5's unicode61 tokenizer splits text. */
 function queryWords(q: string | undefined): string[] {
@@ -88,20 +106,28 @@ export function agentsRouter({ store, maxClockSkewMs, cards }: AgentsRouterOptio
     res.status(200).type('application/json').send(held.canonical);
   });
 
-  router.get('/agents', async (req, res) => {
+  router.get('/agents', (req, res) => {
     const protocol = textParam(req, 'protocol', 20);
     if (protocol !== undefined && !(PROTOCOLS as readonly string[]).includes(protocol)) {
       throw new ApiError(400, 'invalid_query', `protocol must be one of ${PROTOCOLS.join(', ')}`);
     }
-    const page = await store.agents.search({
-      words: queryWords(textParam(req, 'q', 500)),
+    const words = queryWords(textParam(req, 'q', 500));
+    const sort = textParam(req, 'sort', 20) ?? (words.length > 0 ? 'relevance' : 'recent');
+    if (!(SORTS as readonly string[]).includes(sort)) {
+      throw new ApiError(400, 'invalid_query', `sort must be one of ${SORTS.join(', ')}`);
+    }
+    // Without words there is nothing to rank: relevance then lists the most recent first, as recent does.
+    const ranked = sort === 'relevance' && words.length > 0;
+    const page = store.agents.search({
+      words,
       skill: textParam(req, 'skill', 100),
       tag: textParam(req, 'tag', 64),
       protocol: protocol as AgentProtocol | undefined,
+      sort: ranked ? 'relevance' : 'recent',
       limit: decimalParam(req, 'limit', 1, MAX_SEARCH_LIMIT, DEFAULT_SEARCH_LIMIT),
-      afterSeq: decodeCursor(textParam(req, 'cursor', 64)),
+      after: decodeCursor(textParam(req, 'cursor', 100), ranked),
     });
-    const nextCursor = page.lastSeq === null ? null : encodeCursor(page.lastSeq);
+    const nextCursor = page.last === null ? null : encodeCursor(page.last);
     res
       .status(200)
       .type('application/json')

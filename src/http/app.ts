@@ -6,9 +6,9 @@ import type { Store } from '../store/index.js';
 import { agentsRouter } from './agents-routes.js';
 import { errorMiddleware, notFoundHandler } from './errors.js';
 import { federationRouter } from './federation-routes.js';
-import { homePage } from './home.js';
 import { buildOpenApiDocument } from './openapi.js';
 import type { WriteRateLimiter } from './rate-limit.js';
+import { webRouter } from './web-routes.js';
 
 export interface AppOptions {
   store: Store;
@@ -52,7 +52,6 @@ export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, p
   app.get('/openapi.json', (_req, res) => {
     res.status(200).type('application/json').send(openApi);
   });
-  app.get('/', homePage);
   app.use(agentsRouter({ store, maxClockSkewMs, cards: metrics?.cards }));
   app.use(
     federationRouter({
@@ -63,6 +62,7 @@ export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, p
       onPeerLearned,
     }),
   );
+  app.use(webRouter({ store, logger }));
   app.use(notFoundHandler);
   app.use(errorMiddleware(logger));
   return app;

@@ -1,9 +1,12 @@
 import type Database from 'better-sqlite3';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { compareVersions, type AgentProtocol, type VerifiedCard } from '../card/index.js';
 import type { ChangeClock } from './clock.js';
 import type { Sqlite } from './database.js';
+import { AgentSearch, type SearchFilters, type SearchPage } from './search.js';
 import type { DatabaseSchema } from './tables.js';
+
+export type { SearchFilters, SearchPage, SearchPosition, SearchSort } from './search.js';
 
 export type PutOutcome =
   | { status: 'created'; changedAt: number }
@@ -19,21 +22,15 @@ export interface HeldCard {
   deleted: boolean;
 }
 
-export interface SearchFilters {
-  /** Every word must occur (full text over name, description, skills and tags). */
-  words: string[];
-  skill?: string;
-  tag?: string;
-  protocol?: AgentProtocol;
-  limit: number;
-  /** Exclusive: the seq of the last card of the previous page. */
-  afterSeq: number;
-}
-
-export interface SearchPage {
-  cards: string[];
-  /** The seq to continue after, or null on the last page. */
-  lastSeq: number | null;
+/** What this node knows of the version it holds of an agent, beyond the card itself. */
+export interface AgentReceipt {
+  id: string;
+  deleted: boolean;
+  updatedAt: string;
+  changedAt: number;
+  /** 'client', or the base URL of the peer the version was pulled from. */
+  receivedFrom: string;
+  receivedAt: number;
 }
 
 /** The version a node holds of an id, as section 4 compares it. */
@@ -50,19 +47,16 @@ export interface ChangedCard {
 interface HeldVersion {
   seq: number;
   deleted: number;
+  changed_at: number;
   updated_at: number;
   updated_at_text: string;
   signature: string;
 }
 
+/** name, skills, tags, description: the columns of agents_fts (migrations/002-search.ts fills them the same way). */
 function fullTextColumns(card: VerifiedCard): [string, string, string, string] {
-  const skills = (card.card.skills ?? []).flatMap((s) => [s.name, s.description ?? '', ...(s.tags ?? [])]);
-  return [card.name ?? '', card.description ?? '', skills.join(' '), card.tags.join(' ')];
-}
-
-/** Quotes each word as an FTS5 string, so nothing a client types is read as query syntax. */
-function ftsQuery(words: string[]): string {
-  return words.map((w) => '"' + w.replaceAll('"', '""') + '"').join(' ');
+  const skills = (card.card.skills ?? []).map((s) => [s.name, s.description, ...(s.tags ?? [])].filter((t) => t !== undefined).join(' '));
+  return [card.name ?? '', skills.join(' '), card.tags.join(' '), card.description ?? ''];
 }
 
 /**
@@ -83,6 +77,9 @@ export class AgentRepository {
   private readonly addLive: Database.Statement<[number]>;
   private readonly readLive: Database.Statement<[], number>;
   private readonly selectHeldMany: Database.Statement<[string], [string, number, string]>;
+  private readonly searcher: AgentSearch;
+  private readonly selectReceipt: Database.Statement<[string], { id: string; deleted: number; updated_at_text: string; changed_at: number; received_from: string; received_at: number }>;
+  private readonly selectHead: Database.Statement<[], { last_change_stamp: number }>;
 
   constructor(
     sqlite: Sqlite,
@@ -90,9 +87,12 @@ export class AgentRepository {
     private readonly clock: ChangeClock,
     private readonly now: () => number = Date.now,
   ) {
-    this.selectHeld = sqlite.prepare('SELECT seq, deleted, updated_at, updated_at_text, signature FROM agents WHERE id = ?');
     this.addLive = sqlite.prepare('UPDATE node_meta SET live_agents = live_agents + ? WHERE singleton = 1');
     this.readLive = sqlite.prepare('SELECT live_agents FROM node_meta WHERE singleton = 1').pluck(true) as unknown as Database.Statement<[], number>;
+    this.searcher = new AgentSearch(sqlite);
+    this.selectReceipt = sqlite.prepare('SELECT id, deleted, updated_at_text, changed_at, received_from, received_at FROM agents WHERE id = ?');
+    this.selectHead = sqlite.prepare('SELECT last_change_stamp FROM node_meta WHERE singleton = 1');
+    this.selectHeld = sqlite.prepare('SELECT seq, deleted, changed_at, updated_at, updated_at_text, signature FROM agents WHERE id = ?');
     // The WHERE on DO UPDATE makes the last-writer-wins decision part of the write itself (DESIGN.md invariants).
     this.upsert = sqlite.prepare(`
       INSERT INTO agents (id, name, version, endpoint, protocol, description, deleted, updated_at, updated_at_text,
@@ -108,7 +108,7 @@ export class AgentRepository {
       WHERE (excluded.updated_at, excluded.signature) > (agents.updated_at, agents.signature)
       RETURNING seq`);
     this.deleteFts = sqlite.prepare('DELETE FROM agents_fts WHERE rowid = ?');
-    this.insertFts = sqlite.prepare('INSERT INTO agents_fts (rowid, name, description, skills, tags) VALUES (?, ?, ?, ?, ?)');
+    this.insertFts = sqlite.prepare('INSERT INTO agents_fts (rowid, name, skills, tags, description, protocol) VALUES (?, ?, ?, ?, ?, ?)');
     this.deleteSkills = sqlite.prepare('DELETE FROM agent_skills WHERE seq = ?');
     this.insertSkill = sqlite.prepare('INSERT OR IGNORE INTO agent_skills (skill, seq) VALUES (?, ?)');
     this.deleteTags = sqlite.prepare('DELETE FROM agent_tags WHERE seq = ?');
@@ -157,7 +157,7 @@ export class AgentRepository {
       card: card.canonical,
     });
     if (!row) throw new Error(`invariant: the version of ${card.id} that won the comparison lost the upsert`);
-    this.index(row.seq, card, held !== undefined);
+    this.index(row.seq, changedAt, card, held);
     // The live count moves in the same transaction as the row: a rollback takes both back, and every process
     // writing the file keeps the same count.
     const liveDelta = (card.deleted ? 0 : 1) - (held && held.deleted === 0 ? 1 : 0);
@@ -165,14 +165,15 @@ export class AgentRepository {
     return held ? { status: 'updated', changedAt } : { status: 'created', changedAt };
   }
 
-  private index(seq: number, card: VerifiedCard, replacing: boolean): void {
-    if (replacing) {
-      this.deleteFts.run(seq);
+  /** The full-text row of a card is keyed by its change stamp (migrations/002-search.ts), its filter rows by seq. */
+  private index(seq: number, changedAt: number, card: VerifiedCard, held: HeldVersion | undefined): void {
+    if (held) {
+      this.deleteFts.run(held.changed_at);
       this.deleteSkills.run(seq);
       this.deleteTags.run(seq);
     }
     if (card.deleted) return; // search serves live cards only
-    this.insertFts.run(seq, ...fullTextColumns(card));
+    this.insertFts.run(changedAt, ...fullTextColumns(card), card.protocol);
     for (const skill of card.skillNames) this.insertSkill.run(skill, seq);
     for (const tag of card.tags) this.insertTag.run(tag, seq);
   }
@@ -187,34 +188,28 @@ export class AgentRepository {
     return this.selectChanges.all(since, limit).map(([changedAt, canonical]) => ({ changedAt, canonical }));
   }
 
-  async search(filters: SearchFilters): Promise<SearchPage> {
-    let query = this.db
-      .selectFrom('agents')
-      .select(['seq', 'card'])
-      .where('deleted', '=', 0)
-      .where('seq', '>', filters.afterSeq);
-    if (filters.words.length > 0) {
-      const match = ftsQuery(filters.words);
-      query = query.where('seq', 'in', (eb) =>
-        eb.selectFrom('agents_fts').select('rowid').where(sql<boolean>`agents_fts MATCH ${match}`),
-      );
-    }
-    if (filters.skill !== undefined) {
-      const skill = filters.skill;
-      query = query.where('seq', 'in', (eb) => eb.selectFrom('agent_skills').select('seq').where('skill', '=', skill));
-    }
-    if (filters.tag !== undefined) {
-      const tag = filters.tag;
-      query = query.where('seq', 'in', (eb) => eb.selectFrom('agent_tags').select('seq').where('tag', '=', tag));
-    }
-    if (filters.protocol !== undefined) query = query.where('protocol', '=', filters.protocol);
-    // One row beyond the page tells whether another page follows.
-    const rows = await query.orderBy('seq').limit(filters.limit + 1).execute();
-    const page = rows.slice(0, filters.limit);
-    return {
-      cards: page.map((r) => r.card),
-      lastSeq: rows.length > filters.limit ? page[page.length - 1]!.seq : null,
-    };
+  receipt(id: string): AgentReceipt | undefined {
+    const row = this.selectReceipt.get(id);
+    return (
+      row && {
+        id: row.id,
+        deleted: row.deleted === 1,
+        updatedAt: row.updated_at_text,
+        changedAt: row.changed_at,
+        receivedFrom: row.received_from,
+        receivedAt: row.received_at,
+      }
+    );
+  }
+
+  /** The last change stamp given (cards and peer rows share the clock): where a follower of new changes starts. */
+  headStamp(): number {
+    return this.selectHead.get()?.last_change_stamp ?? 0;
+  }
+
+  /** Ranked or recent, filtered, paged by position (store/search.ts). */
+  search(filters: SearchFilters): SearchPage {
+    return this.searcher.search(filters);
   }
 
   /** Live (not deleted) agents: one row read, kept exact by putWithinTransaction (GET /health asks each call). */

@@ -1,5 +1,16 @@
 export { Store, type CommitListener } from './store.js';
-export type { PutOutcome, ReceivedFrom, HeldCard, HeldVersionKey, SearchFilters, SearchPage, ChangedCard } from './agents.js';
+export type {
+  PutOutcome,
+  ReceivedFrom,
+  HeldCard,
+  HeldVersionKey,
+  SearchFilters,
+  SearchPage,
+  SearchPosition,
+  SearchSort,
+  ChangedCard,
+  AgentReceipt,
+} from './agents.js';
 export {
   MAX_PEER_ROWS,
   MAX_PEER_ROWS_PER_HOST,
