@@ -62,6 +62,7 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
     logger: logger.child({ subsystem: 'http' }),
     pulls,
     onPeerLearned: () => worker?.nudge(),
+    liveLinks: () => worker?.liveLinks() ?? [],
     writeLimiter: new WriteRateLimiter({ perMinute: config.writeRate, trusted: config.trustedClients }),
   });
   const server = app.listen(config.port, config.host);

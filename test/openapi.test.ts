@@ -5,7 +5,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { signCard, signTombstone } from '../src/client/index.js';
 import { ALL_ERROR_CODES, ERROR_CODES } from '../src/http/api-schemas.js';
-import { newAgent, nodeForSuite } from './helpers/index.js';
+import { newAgent, nodeForSuite, postJson } from './helpers/index.js';
 import { send, sendJson, type RawResponse } from './helpers/api.js';
 
 type Method = 'get' | 'post' | 'delete';
@@ -170,6 +170,24 @@ describe('GET /openapi.json', () => {
     const page = await send(url, '/');
     assert.equal(page.status, 200);
     check('get', '/', page);
+    check('get', '/web/app.css', await send(url, '/web/app.css'));
+    const module = await send(url, '/web/main.js');
+    assert.equal(module.status, 200);
+    check('get', '/web/{name}', module);
+    const noModule = await send(url, '/web/no-such-module.js');
+    assert.equal(noModule.status, 404);
+    check('get', '/web/{name}', noModule);
+    const { card } = newAgent({ name: 'Receipt Agent' });
+    assert.equal((await postJson(`${url}/agents`, card)).status, 201);
+    const receipt = await send(url, `/node/agents/${card.id}`);
+    assert.equal(receipt.body.received_from, 'client');
+    check('get', '/node/agents/{id}', receipt);
+    const noReceipt = await send(url, `/node/agents/did:agent:${'0'.repeat(64)}`);
+    assert.equal(noReceipt.status, 404);
+    check('get', '/node/agents/{id}', noReceipt);
+    const head = await send(url, '/node/head');
+    assert.ok(head.body.change_stamp >= receipt.body.changed_at);
+    check('get', '/node/head', head);
     // Refused before routing: a head over node's 16 KiB limit.
     const huge = await send(url, '/health', { headers: { 'x-padding': 'p'.repeat(20_000) } });
     assert.equal(huge.status, 431);

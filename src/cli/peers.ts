@@ -26,7 +26,7 @@ export function ago(at: number | null, now = Date.now()): string {
 
 /** The live-link state, when the node's answer carries one (protocol 1.1 nodes with live links); "-" otherwise. */
 function liveLink(peer: PeerInfo & Record<string, unknown>): string {
-  const value = peer.live ?? peer.live_link ?? peer.live_state;
+  const value = peer.live_link;
   if (value === undefined || value === null) return '-';
   if (typeof value === 'boolean') return value ? 'yes' : 'no';
   return String(value);

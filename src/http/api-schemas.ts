@@ -127,6 +127,10 @@ export const peerRowSchema = z
     failures: z.number().int().min(0).meta({ description: 'Consecutive failed pulls' }),
     next_attempt_at: z.number().int().nullable().meta({ description: 'ms since the epoch; null: never scheduled' }),
     last_error: z.string().nullable(),
+    live_link: z
+      .enum(['connecting', 'open', 'backoff'])
+      .nullable()
+      .meta({ description: 'This node\'s live link (a held long poll) to the peer; null when it keeps none (beyond section 8)' }),
   })
   .meta({ id: 'PeerRow' });
 
@@ -138,6 +142,23 @@ export const healthSchema = z.object({
   agents: z.number().int().min(0).meta({ description: 'Live agents' }),
   peers: z.number().int().min(0),
 });
+
+/** GET /node/agents/{id}: what this node knows of the version it holds (beyond the protocol: the page uses it). */
+export const agentReceiptSchema = z
+  .object({
+    id: z.string(),
+    deleted: z.boolean(),
+    updated_at: z.string(),
+    changed_at: z.number().int().meta({ description: 'This node\'s change stamp of the version' }),
+    received_from: z.string().meta({ description: '"client", or the base URL of the peer it was pulled from' }),
+    received_at: z.number().int().meta({ description: 'ms since the epoch' }),
+  })
+  .meta({ id: 'AgentReceipt' });
+
+/** GET /node/head: the last change stamp given, where a reader of new changes starts. */
+export const headSchema = z.object({ change_stamp: z.number().int().min(0) });
+
+export const pageModuleParams = z.object({ name: z.string().regex(/^[a-z][a-z-]*\.js$/) });
 
 export const openApiDocumentSchema = z.looseObject({
   openapi: z.string(),

@@ -21,11 +21,13 @@ export interface AppOptions {
   pulls?: PullServer;
   /** Told when a pull announced a peer not known before (the sync worker pulls it at once). */
   onPeerLearned?: (url: string) => void;
+  /** The follower's live links, shown in GET /federation/peers. */
+  liveLinks?: () => ReadonlyArray<{ url: string; state: string }>;
   /** Writes per client per minute (PROTOCOL.md section 8, 429 `rate_limited`); none when absent. */
   writeLimiter?: WriteRateLimiter;
 }
 
-export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, pulls, onPeerLearned, writeLimiter }: AppOptions): Express {
+export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, pulls, onPeerLearned, liveLinks, writeLimiter }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -60,6 +62,7 @@ export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, p
       publicUrl,
       logger,
       onPeerLearned,
+      liveLinks,
     }),
   );
   app.use(webRouter({ store, logger }));

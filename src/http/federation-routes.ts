@@ -13,9 +13,11 @@ export interface FederationRouterOptions {
   logger: Logger;
   /** Told when a pull announced a peer not known before (the sync worker pulls it at once). */
   onPeerLearned?: (url: string) => void;
+  /** The follower's live links (held long polls) by peer URL: shown in each peer row as `live_link`. */
+  liveLinks?: () => ReadonlyArray<{ url: string; state: string }>;
 }
 
-function describePeer(row: PeerRow) {
+function describePeer(row: PeerRow, liveLink: string | undefined) {
   return {
     url: row.url,
     source: row.source,
@@ -26,10 +28,12 @@ function describePeer(row: PeerRow) {
     // 0 in the table means "due at once, never scheduled": null, as the protocol gives times that never were.
     next_attempt_at: row.next_attempt_at === 0 ? null : row.next_attempt_at,
     last_error: row.last_error,
+    // Beyond section 8's members (extra members are allowed): the live link's state, null when none is kept.
+    live_link: liveLink ?? null,
   };
 }
 
-export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearned }: FederationRouterOptions): Router {
+export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearned, liveLinks }: FederationRouterOptions): Router {
   const router = Router();
 
   router.get('/federation/pull', async (req, res) => {
@@ -49,7 +53,8 @@ export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearne
   });
 
   router.get('/federation/peers', async (_req, res) => {
-    res.status(200).json({ peers: (await store.peers.list()).map(describePeer) });
+    const links = new Map((liveLinks?.() ?? []).map((link) => [link.url, link.state]));
+    res.status(200).json({ peers: (await store.peers.list()).map((row) => describePeer(row, links.get(row.url))) });
   });
 
   /** A node that pulls from us and has a public URL becomes a candidate peer: unverified until it answers us. */

@@ -1,14 +1,17 @@
 import { z } from 'zod';
 import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiResponsesObject } from 'zod-openapi';
 import {
+  agentReceiptSchema,
   agentCardSchema,
   agentIdParams,
   ALL_ERROR_CODES,
   ERROR_CODES,
   ERROR_DETAILS,
   errorBodySchema,
+  headSchema,
   healthSchema,
   openApiDocumentSchema,
+  pageModuleParams,
   peersResponseSchema,
   pullHeadersSchema,
   pullPageResponseSchema,
@@ -158,6 +161,35 @@ export function buildOpenApiDocument(): ReturnType<typeof createDocument> {
         get: {
           summary: 'A page for people',
           responses: { 200: { description: 'HTML', content: { 'text/html': { schema: z.string() } } }, ...errors() },
+        },
+      },
+      '/web/app.css': {
+        get: {
+          summary: 'The page\'s style sheet',
+          responses: { 200: { description: 'CSS', content: { 'text/css': { schema: z.string() } } }, ...errors() },
+        },
+      },
+      '/web/{name}': {
+        get: {
+          summary: 'A module of the page',
+          requestParams: { path: pageModuleParams },
+          responses: {
+            200: { description: 'JavaScript', content: { 'text/javascript': { schema: z.string() } } },
+            ...errors('not_found'),
+          },
+        },
+      },
+      '/node/agents/{id}': {
+        get: {
+          summary: 'What this node knows of the version it holds (not in the protocol)',
+          requestParams: { path: agentIdParams },
+          responses: { 200: json(agentReceiptSchema, 'Where and when this node received the version'), ...errors('not_found') },
+        },
+      },
+      '/node/head': {
+        get: {
+          summary: 'The last change stamp this node gave (not in the protocol)',
+          responses: { 200: json(headSchema, 'Where a reader of new changes starts'), ...errors() },
         },
       },
     },

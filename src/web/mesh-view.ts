@@ -4,15 +4,10 @@ import { timeElement } from './time.js';
 import type { View } from './view.js';
 
 const REFRESH_MS = 3000;
-/** The live-link member of a peer row, under whichever name the node gives it (protocol 1.1 leaves it open). */
-const LIVE_MEMBERS = ['live', 'live_link'];
-
+/** The node's live link to the peer (`live_link`: connecting, open or backoff; null when it keeps none). */
 function liveLink(peer: Peer): string {
-  const member = LIVE_MEMBERS.find((m) => m in peer);
-  const value = member === undefined ? undefined : peer[member];
-  if (value === true) return 'open';
-  if (value === false || value === null) return 'no';
-  return value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value);
+  const value = peer['live_link'];
+  return typeof value === 'string' ? value : 'no';
 }
 
 function peerRow(peer: Peer, withLive: boolean): HTMLElement {
@@ -53,7 +48,7 @@ export function meshView(main: HTMLElement): View {
       ...fact('Live agents', String(node.agents)),
       ...fact('Peers', String(node.peers)),
     );
-    const withLive = rows.some((p) => LIVE_MEMBERS.some((m) => m in p));
+    const withLive = rows.some((p) => 'live_link' in p);
     if (rows.length === 0) {
       table.replaceChildren(h('p', {}, 'This node has no peers yet: give it seeds (--seeds), or let other nodes pull from it.'));
       return;
