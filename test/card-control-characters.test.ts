@@ -1,13 +1,12 @@
 // PROTOCOL.md 1.1 section 2: no control characters in text meant for people; and the CLI never prints one raw,
 // whatever a node serves (a card stored before 1.1 keeps its text).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { CardRejection, verifyCard } from '../src/card/index.js';
 import { terminalJson, terminalText } from '../src/cli/terminal-text.js';
 import { assertErrorBody, sendJson } from './helpers/api.js';
-import { newAgent, nodeForSuite, PROJECT_ROOT } from './helpers/index.js';
+import { runCli } from './helpers/cli.js';
+import { newAgent, nodeForSuite } from './helpers/index.js';
 
 const now = () => ({ nowMs: Date.now(), maxClockSkewMs: 300_000 });
 
@@ -83,19 +82,6 @@ describe('terminal text', () => {
     assert.deepEqual(JSON.parse(text), value);
   });
 });
-
-const TSX_LOADER = import.meta.resolve('tsx');
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', TSX_LOADER, join(PROJECT_ROOT, 'src/cli/main.ts'), ...args],
-      { cwd: PROJECT_ROOT, env: { ...process.env, AGENTMESH_NODE: '' }, timeout: 30_000 },
-      (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr }),
-    );
-  });
-}
 
 /** Bytes a terminal acts on: C0 but the line feed that ends each line, DEL, C1, separators, bidi controls. */
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;

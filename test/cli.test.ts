@@ -1,39 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { verifyCard } from '../src/card/index.js';
 import { AgentMeshClient, generateKeyPair, signCard, toKeyFile } from '../src/client/index.js';
 import type { RunningNode } from '../src/node.js';
-import { PROJECT_ROOT, startTestNode, tempDir } from './helpers/index.js';
+import { runCli } from './helpers/cli.js';
+import { startTestNode, tempDir } from './helpers/index.js';
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * `agentmesh ...` as a child process. Asynchronous on purpose: the node under test runs in this process and must
- * keep answering while the child waits for it.
- */
-// Resolved here, not by the child: the child may run in a directory where `tsx` is not resolvable.
-const TSX_LOADER = import.meta.resolve('tsx');
-
-function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', TSX_LOADER, join(PROJECT_ROOT, 'src/cli/main.ts'), ...args],
-      { cwd: options.cwd ?? PROJECT_ROOT, env: { ...process.env, AGENTMESH_NODE: '', ...options.env }, timeout: 30_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 const STACK_FRAME = /^\s+at /m;
 const verifyNow = () => ({ nowMs: Date.now(), maxClockSkewMs: 300_000 });

@@ -13,7 +13,8 @@ after(async () => {
 
 let counter = 0;
 async function node(settings: Record<string, string> = {}, backgroundSync = true): Promise<RunningNode> {
-  const started = await startTestNode(`${dir.path}/node-${++counter}`, settings, { backgroundSync });
+  // A mesh on one machine: learned loopback peers are allowed (test/address-policy.test.ts tests the policy itself).
+  const started = await startTestNode(`${dir.path}/node-${++counter}`, { peerNetworks: 'any', ...settings }, { backgroundSync });
   cleanups.push(() => started.stop());
   return started;
 }

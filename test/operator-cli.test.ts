@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -7,7 +6,8 @@ import Database from 'better-sqlite3';
 import { toKeyFile } from '../src/client/index.js';
 import type { RunningNode } from '../src/node.js';
 import { bulkCards } from './helpers/bulk-cards.js';
-import { freePort, getJson, newAgent, postJson, PROJECT_ROOT, spawnNode, startTestNode, storeCards, tempDir } from './helpers/index.js';
+import { runCli } from './helpers/cli.js';
+import { freePort, getJson, newAgent, postJson, spawnNode, startTestNode, storeCards, tempDir } from './helpers/index.js';
 
 const dir = tempDir();
 const cleanups: Array<() => Promise<void>> = [];
@@ -16,19 +16,6 @@ after(async () => {
   dir.cleanup();
 });
 
-const TSX_LOADER = import.meta.resolve('tsx');
-
-/** `agentmesh ...` as a child process, asynchronous so that nodes in this process keep answering. */
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', TSX_LOADER, join(PROJECT_ROOT, 'src/cli/main.ts'), ...args],
-      { cwd: PROJECT_ROOT, env: { ...process.env, AGENTMESH_NODE: '' }, timeout: 120_000 },
-      (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr }),
-    );
-  });
-}
 
 async function node(name: string, settings: Record<string, string> = {}): Promise<RunningNode> {
   const started = await startTestNode(join(dir.path, name), settings);

@@ -15,14 +15,34 @@ export interface OpenedDatabase {
   db: Kysely<DatabaseSchema>;
 }
 
+const BUSY_TIMEOUT_MS = 10_000;
+
+/**
+ * Switching a new file to WAL needs a lock that SQLite does not wait for with the busy timeout: a process that opens
+ * the file while another converts or migrates it gets SQLITE_BUSY at once. So it is retried, within the same bound.
+ */
+function setWalMode(sqlite: Sqlite): void {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      sqlite.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw error;
+      Atomics.wait(pause, 0, 0, 20); // a synchronous pause: this runs once, while the node starts
+    }
+  }
+}
+
 const staticMigrations: MigrationProvider = { getMigrations: async () => migrations };
 
 /** Opens (creating if need be) the database file, in WAL mode so sqlite3 can read it while the node writes. */
 export async function openDatabase(path: string): Promise<OpenedDatabase> {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   // timeout is SQLite's busy timeout: a second process holding the write lock makes us wait, not fail.
-  const sqlite = new Database(path, { timeout: 10_000 });
-  sqlite.pragma('journal_mode = WAL');
+  const sqlite = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+  setWalMode(sqlite);
   // NORMAL in WAL mode survives a process crash (SIGKILL) intact; only an OS crash may lose the last commits.
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
