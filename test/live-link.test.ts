@@ -177,3 +177,35 @@ describe('--live-peers', () => {
     assert.throws(() => loadConfig({ livePeers: '-1' }, {}), (error: unknown) => error instanceof ConfigError && /--live-peers \(AGENTMESH_LIVE_PEERS\)/.test(error.message));
   });
 });
+
+describe('live links between real nodes', () => {
+  let counter = 0;
+  async function realNode(settings: Record<string, string> = {}, backgroundSync = true): Promise<RunningNode> {
+    // A mesh on one machine: learned loopback peers are allowed (the address policy has its own tests).
+    const node = await startTestNode(`${dir.path}/real-${++counter}`, { peerNetworks: 'any', ...settings }, { backgroundSync });
+    cleanups.push(() => node.stop());
+    return node;
+  }
+
+  it('a peer taught by a page that a live link brings is pulled at once, not at the next tick of the schedule', async () => {
+    const far = await realNode({}, false);
+    const { card } = newAgent({ name: 'Far Agent' });
+    assert.equal((await fetch(`${far.url}/agents`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(card) })).status, 201);
+    const middle = await realNode({}, false);
+    // An hour between scheduled pulls: only the live link, and what it teaches, can move anything now.
+    const follower = await realNode({ seeds: middle.url, syncIntervalMs: '3600000' });
+    await eventually(() => follower.worker.liveLinks().some((l) => l.url === middle.url) && middle.pulls.heldPullCount === 1, 15_000, 'a held pull at the middle');
+    // The middle verifies far: its peer row is stamped, which answers the held pull with far in its peers list.
+    middle.store.write(() => middle.store.peers.addCandidates([far.url], 'discovered', Date.now()));
+    await middle.worker.runRound();
+    // The far card also reaches the follower through the middle, which now holds it: what shows that far itself was
+    // pulled at once (not at the schedule's next look, up to a minute away) is its own row.
+    await eventually(() => (follower.store.peers.get(far.url)?.successes ?? 0) >= 1, 15_000, 'far, pulled as soon as it was learned');
+    assert.equal(follower.store.peers.get(far.url)?.source, 'discovered');
+    assert.ok(heldVersions(follower).has(card.id));
+    // And the link goes on: one more change at the middle arrives through it.
+    const next = newAgent({ name: 'Next Agent' }).card;
+    assert.equal((await fetch(`${middle.url}/agents`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(next) })).status, 201);
+    await eventually(() => heldVersions(follower).has(next.id), 15_000, 'the next change through the live link');
+  });
+});

@@ -45,6 +45,8 @@ export interface PeerPullerOptions {
   maxBackoffMs: number;
   /** Told of every pull that ended, scheduled or live (metrics count them); not of pulls abandoned on stop. */
   onReport?: (report: PeerReport) => void;
+  /** A page taught new peers: they are due at once (PROTOCOL.md section 7), whichever pull, scheduled or live, learned them. */
+  onPeersLearned?: () => void;
 }
 
 interface PreparedPage {
@@ -173,6 +175,7 @@ export class PeerPuller {
       report.applied += counts.applied;
       report.unchanged += batch.verified.length - counts.applied;
       report.peersLearned += counts.added;
+      if (counts.added > 0) this.options.onPeersLearned?.();
       addCounts(report.rejected, batch.rejected);
       report.highWater = since = page.next_since;
       if (!page.has_more) break;

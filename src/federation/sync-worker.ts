@@ -73,6 +73,7 @@ export class SyncWorker {
       dropCandidateAfter: options.dropCandidateAfter ?? 3,
       maxBackoffMs: options.maxBackoffMs ?? Math.max(options.intervalMs, 3_600_000),
       onReport: options.onReport,
+      onPeersLearned: () => this.scheduler.wake(),
     });
     const lifetime = this.stopping.signal;
     this.scheduler = new Scheduler({
