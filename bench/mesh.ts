@@ -6,6 +6,7 @@
 //   - a bulk of 1,500 cards spread over the nodes: time to converge, CPU per card per node (/proc utime+stime of all
 //     nodes) against a 2-node pair doing the same registrations, bytes on the wire per card per node with and
 //     without gzip (the proxies strip Accept-Encoding for the second), peak RSS per node (VmHWM);
+//   - a high-availability pair (two nodes seeding each other): a write to either until both serve it;
 //   - an idle node's VmRSS 10 s after it is ready.
 // Options: --nodes N (default 10), --quick (4 nodes, 100 cards, a 2 s "slow" interval, the hang let go after 2 s).
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -84,7 +85,17 @@ export async function run({ quick, nodes }: MeshOptions): Promise<BenchResult> {
     await pair.stop();
     meshes.pop();
 
-    // 3. The mesh at the slow interval (the default 30 s; 3 s in quick runs): discovery and change latency.
+    // 3. A high-availability pair: two nodes seeding each other (README), at the default interval: how long until a
+    // write to either is served by both.
+    const ha = await startMesh({ name: 'ha', size: 2, intervalMs: 30_000, dir, ring: true });
+    meshes.push(ha);
+    await measureDiscovery(ha, 30_000);
+    const haLatency = await changeLatencies(ha, changes, 30_000);
+    log('mesh', `HA pair change p50 ${Math.round(median(haLatency.values))} ms, max ${Math.round(Math.max(...haLatency.values))} ms`);
+    await ha.stop();
+    meshes.pop();
+
+    // 4. The mesh at the slow interval (the default 30 s; 3 s in quick runs): discovery and change latency.
     const slow = await startMesh({ name: 'slow', size, intervalMs: slowMs, dir, hangingAt, hanging });
     meshes.push(slow);
     const slowDiscovery: Discovery = await measureDiscovery(slow, quick ? 25_000 : 8 * slowMs);
@@ -113,6 +124,7 @@ export async function run({ quick, nodes }: MeshOptions): Promise<BenchResult> {
         changes,
         ...latencyFigures(fastLabel, fastLatency),
         ...latencyFigures(slowLabel, slowLatency),
+        ...latencyFigures('HA pair (two nodes seeding each other, interval 30000 ms)', haLatency),
         'bulk cards': cardsInBulk,
         'bulk converged s (gzip offered)': withGzip.convergeMs / 1000,
         'bulk converged s (gzip stripped)': withoutGzip.convergeMs / 1000,
@@ -135,6 +147,7 @@ export async function run({ quick, nodes }: MeshOptions): Promise<BenchResult> {
         target(`change p50 ms, ${fastLabel}`, median(fastLatency.values), '<=', 100),
         target(`change p50 ms, ${slowLabel}`, median(slowLatency.values), '<=', 100),
         target('CPU per card per node, mesh / pair (settled)', cpuRatio, '<=', 1),
+        target('HA pair: a write served by both, max ms', Math.max(...haLatency.values), '<=', 100),
         target(`${cardsInBulk} cards over ${size} nodes converged, s`, withGzip.convergeMs / 1000, '<=', 8),
         target('peak RSS MiB per node in the mesh', Math.max(...peaks), '<=', 150),
         target('idle node RSS MiB', idleMemory.rss, '<=', 100),

@@ -115,4 +115,21 @@ describe('each peer on its own schedule', () => {
     await eventually(() => heldVersions(follower).has(atFar) && follower.store.peers.get(far.url)?.successes === 1, 15_000, 'far to be pulled');
     assert.equal(follower.store.peers.get(far.url)!.source, 'discovered');
   });
+
+  it('a seed backing off is tried again as soon as it announces itself (the other node of a pair, started late)', async () => {
+    const latePort = await freePort();
+    const lateUrl = `http://127.0.0.1:${latePort}`;
+    const early = await node({ seeds: lateUrl, syncIntervalMs: '3600000' });
+    await eventually(() => (early.store.peers.get(lateUrl)?.failures ?? 0) >= 1, 15_000, 'the first pull of the absent seed to fail');
+    // Backing off for half an hour or more: only the announcement can bring the late node's changes in now.
+    assert.ok(early.store.peers.get(lateUrl)!.next_attempt_at > Date.now() + 60_000);
+    await new Promise((r) => setTimeout(r, 1_100)); // past the least gap between two attempts of one row
+    const late = await node({ port: String(latePort), publicUrl: lateUrl, seeds: early.url, syncIntervalMs: '3600000' });
+    const atLate = await register(late);
+    await eventually(() => heldVersions(early).has(atLate), 15_000, 'the late node, pulled once it announced itself');
+    assert.equal(early.store.peers.get(lateUrl)!.failures, 0);
+    // And the pair goes on: a change at the early node reaches the late one.
+    const atEarly = await register(early);
+    await eventually(() => heldVersions(late).has(atEarly), 15_000, 'a change at the early node');
+  });
 });

@@ -27,6 +27,8 @@ export interface MeshOptions {
   /** The node also seeded with `hanging` (no hanging seed when absent). */
   hangingAt?: number;
   hanging?: HostilePeer;
+  /** Node 0 is also seeded with the last node: a ring (with two nodes, a pair that seeds each other). */
+  ring?: boolean;
 }
 
 export async function startMesh(options: MeshOptions): Promise<Mesh> {
@@ -34,7 +36,7 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
   const proxies = await Promise.all(ports.map((port) => CountingProxy.start(port)));
   const publicUrls = proxies.map((p) => p.url);
   const nodes = ports.map((port, i) => {
-    const seeds = i > 0 ? [publicUrls[i - 1]!] : [];
+    const seeds = i > 0 ? [publicUrls[i - 1]!] : options.ring && options.size > 1 ? [publicUrls[options.size - 1]!] : [];
     if (i === options.hangingAt && options.hanging) seeds.push(options.hanging.url('hang'));
     const args = ['--public-url', publicUrls[i]!, '--sync-interval-ms', String(options.intervalMs)];
     if (seeds.length > 0) args.push('--seeds', seeds.join(','));

@@ -19,6 +19,11 @@ export const MAX_PEERS_PER_PAGE = 100;
 export const MAX_PULL_WAIT_MS = 30_000;
 
 const gzip = promisify(gzipCallback);
+/**
+ * Pages smaller than this go plain even to a client that accepts gzip: each gzip stream sets up a compressor of its
+ * own (about 256 KiB of state), which for the small pages of live links costs more CPU than the bytes it saves.
+ */
+export const GZIP_MIN_BYTES = 8 * 1024;
 /** A page's bytes beside its cards: 100 peer URLs of at most 512 characters, and the rest of the envelope. */
 const MAX_ENVELOPE_BYTES = MAX_PEERS_PER_PAGE * 515 + 1024;
 
@@ -129,7 +134,8 @@ export class PullServer {
     const reservation = this.unread.reserve(res, text.bytes);
     const body = text.encode();
     let sent = body;
-    if (query.gzip) {
+    const compressed = query.gzip && body.length >= GZIP_MIN_BYTES;
+    if (compressed) {
       // On the thread pool: a 16 MiB page does not hold the event loop while it is compressed.
       sent = await gzip(body, { level: GZIP_LEVEL });
       if (reservation.released) return; // the client left meanwhile
@@ -139,7 +145,7 @@ export class PullServer {
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.setHeader('Content-Length', sent.length);
     res.setHeader('Vary', 'Accept-Encoding');
-    if (query.gzip) res.setHeader('Content-Encoding', 'gzip');
+    if (compressed) res.setHeader('Content-Encoding', 'gzip');
     reservation.send(sent);
   }
 

@@ -33,6 +33,9 @@ function describePeer(row: PeerRow, liveLink: string | undefined) {
   };
 }
 
+/** A failing peer that announces itself is tried again at most this often. */
+const EXPEDITE_GAP_MS = 1_000;
+
 export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearned, liveLinks }: FederationRouterOptions): Router {
   const router = Router();
 
@@ -61,7 +64,15 @@ export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearne
   function recordAnnouncedPeer(header: string | undefined): void {
     if (header === undefined) return;
     const url = normalizePeerUrl(header);
-    if (url === null || url === publicUrl || store.peers.get(url)) return;
+    if (url === null || url === publicUrl) return;
+    if (store.peers.get(url)) {
+      // A known peer backing off has just shown it is up (it pulls from us): it is tried again now, not at the end
+      // of its backoff, e.g. the other node of a pair that started first. At most once per EXPEDITE_GAP_MS a row,
+      // so an announcement cannot make this node connect somewhere at a stranger's pace.
+      const now = Date.now();
+      if (store.write(() => store.peers.expedite(url, now, EXPEDITE_GAP_MS))) onPeerLearned?.(url);
+      return;
+    }
     const added = store.write(() => store.peers.addCandidates([url], 'announced', Date.now()));
     if (added > 0) {
       logger.info({ url }, 'announced peer recorded as candidate');

@@ -51,6 +51,7 @@ export class PeerRepository {
   private readonly markSucceeded: Database.Statement<[number, number, number, string]>;
   private readonly markFailed: Database.Statement<[{ now: number; error: string; next: number; url: string }]>;
   private readonly deleteRow: Database.Statement<[string]>;
+  private readonly expediteRow: Database.Statement<[{ url: string; now: number; before: number }]>;
   private readonly selectDue: Database.Statement<[number, number], PeerRow>;
   private readonly selectDueOrHealthy: Database.Statement<[number, number], PeerRow>;
   private readonly selectScheduleHead: Database.Statement<[number], ScheduledPeer>;
@@ -86,6 +87,10 @@ export class PeerRepository {
          failing_since = coalesce(failing_since, @now) WHERE url = @url`,
     );
     this.deleteRow = sqlite.prepare('DELETE FROM peers WHERE url = ?');
+    this.expediteRow = sqlite.prepare(
+      `UPDATE peers SET next_attempt_at = @now WHERE url = @url AND failures > 0 AND next_attempt_at > @now
+         AND coalesce(last_attempt_at, 0) <= @before`,
+    );
     this.selectDue = sqlite.prepare('SELECT * FROM peers WHERE next_attempt_at <= ? ORDER BY next_attempt_at, url LIMIT ?');
     this.selectDueOrHealthy = sqlite.prepare(
       'SELECT * FROM peers WHERE next_attempt_at <= ? OR (failures = 0 AND last_success_at IS NOT NULL) ORDER BY next_attempt_at, url LIMIT ?',
@@ -186,6 +191,14 @@ export class PeerRepository {
       return undefined;
     }
     return row;
+  }
+
+  /**
+   * A failing peer is due now, unless it was tried less than minGapMs ago or is due already. Returns whether it
+   * moved. Inside a write transaction.
+   */
+  expedite(url: string, nowMs: number, minGapMs: number): boolean {
+    return this.expediteRow.run({ url, now: nowMs, before: nowMs - minGapMs }).changes > 0;
   }
 
   remove(url: string): void {
