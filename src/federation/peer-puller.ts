@@ -65,6 +65,9 @@ function addCounts(into: Partial<Record<RejectionCode, number>>, from: Partial<R
  * Records the outcome on the peer's row: on success it is due again an interval (±20%) after this pull ended; on
  * failure it backs off. The caller makes sure a peer is never pulled twice at once (its mark could step back).
  */
+/** The backoff ceiling after a first failure (it doubles with each failure in a row, up to maxBackoffMs). */
+const FIRST_BACKOFF_MS = 1_000;
+
 export class PeerPuller {
   constructor(private readonly options: PeerPullerOptions) {}
 
@@ -102,7 +105,9 @@ export class PeerPuller {
     const { store, logger, intervalMs, maxBackoffMs } = this.options;
     const failures = (store.peers.get(url)?.failures ?? 0) + 1;
     // Exponential backoff with full jitter over the upper half, so failing peers do not retry in lockstep.
-    const ceiling = Math.min(maxBackoffMs, intervalMs * 2 ** Math.min(failures - 1, 30));
+    // The ceiling starts at a second (or the interval, if shorter) and doubles: a peer that was only starting (the
+    // other node of a pair, a restart) is tried again soon, one that stays down soon costs nearly nothing.
+    const ceiling = Math.min(maxBackoffMs, Math.min(intervalMs, FIRST_BACKOFF_MS) * 2 ** Math.min(failures - 1, 30));
     const nextAttemptAt = Date.now() + ceiling * (0.5 + Math.random() * 0.5);
     const row = store.write(() =>
       store.peers.recordPullFailed(url, error, Date.now(), Math.round(nextAttemptAt), this.options.dropCandidateAfter),
