@@ -15,6 +15,7 @@ it('WAL checkpoints run on their own thread, and close leaves no WAL behind', as
   const path = join(dir.path, 'checkpointed.db');
   const store = await Store.open(path);
   store.checkpointInBackground();
+  assert.equal(store.checkpointing, false, 'no thread before anything is stored (an idle node keeps none)');
   const cards = bulkCards(400, Date.now(), 'wal').map((c) => verifyCard(c, { nowMs: Date.now(), maxClockSkewMs: 60_000 }));
   const before = statSync(path).size;
   store.write(() => {
@@ -62,12 +63,15 @@ it('Store.close() returns when the checkpoint thread died, and the data is intac
   // The main connection keeps its open file; the thread, started after the move, finds no file to open and dies.
   renameSync(first, moved);
   store.checkpointInBackground();
+  const late = bulkCards(2, Date.now(), 'late').map((c) => verifyCard(c, { nowMs: Date.now(), maxClockSkewMs: 60_000 }));
+  // The first write that stores something starts the thread, which finds no file and dies.
+  store.write(() => store.agents.putWithinTransaction(late[0]!, 'client'));
+  assert.equal(store.checkpointing, true, 'the write started the thread');
   await eventually(() => !store.checkpointing, 15_000, 'the checkpoint thread to exit');
   // One more write after the fault: the main connection still works without its checkpointer.
-  const late = bulkCards(1, Date.now(), 'late').map((c) => verifyCard(c, { nowMs: Date.now(), maxClockSkewMs: 60_000 }));
-  store.write(() => store.agents.putWithinTransaction(late[0]!, 'client'));
+  store.write(() => store.agents.putWithinTransaction(late[1]!, 'client'));
   assert.equal(await settlesWithin(store.close(), 15_000), 'settled');
   const reopened = await Store.open(join(moved, 'node.db'));
-  assert.equal(await reopened.agents.liveCount(), 51);
+  assert.equal(await reopened.agents.liveCount(), 52);
   await reopened.close();
 });

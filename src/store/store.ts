@@ -69,6 +69,7 @@ export class Store {
     const stamped = this.stampedInTransaction;
     if (stamped !== null) {
       this.stampedInTransaction = null;
+      this.startCheckpointerOnce();
       for (const listener of this.commitListeners) {
         try {
           listener(stamped);
@@ -140,10 +141,20 @@ export class Store {
    * connection's own automatic checkpoint stays as a backstop, at a threshold the thread keeps the WAL well under.
    */
   checkpointInBackground(): void {
-    if (this.checkpointer || this.path === ':memory:') return;
+    if (this.checkpointWanted || this.path === ':memory:') return;
     this.sqlite.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
-    this.checkpointer = new WalCheckpointer(this.path);
+    this.checkpointWanted = true;
   }
+
+  /**
+   * The thread starts with the first write that stores something: a node that stores nothing (idle, or following
+   * peers with nothing new) does not spend its memory (about 10 MB) on it; the backstop bounds the WAL meanwhile.
+   */
+  private startCheckpointerOnce(): void {
+    if (this.checkpointWanted && this.checkpointer === null) this.checkpointer = new WalCheckpointer(this.path);
+  }
+
+  private checkpointWanted = false;
 
   private checkpointer: WalCheckpointer | null = null;
 
