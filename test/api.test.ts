@@ -355,7 +355,11 @@ describe('GET /federation/peers', () => {
     assert.deepEqual(Object.keys(res.body), ['peers']);
     const row = res.body.peers.find((p: any) => p.url === url);
     assert.ok(row, `the announced URL is listed, normalised: ${res.text}`);
-    assert.deepEqual(Object.keys(row).sort(), ['failures', 'high_water', 'last_error', 'last_success_at', 'next_attempt_at', 'node_id', 'source', 'url']);
+    // Section 8's members, and live_link beside them (this node's held pull to the peer; extra members are allowed).
+    assert.deepEqual(Object.keys(row).sort(), [
+      'failures', 'high_water', 'last_error', 'last_success_at', 'live_link', 'next_attempt_at', 'node_id', 'source', 'url',
+    ]);
+    assert.equal(row.live_link, null, 'no live link to a peer never pulled');
     assert.equal(row.source, 'announced');
     assert.equal(row.node_id, null, 'null until the peer first answers');
     assert.equal(row.high_water, 0);

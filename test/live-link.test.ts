@@ -195,6 +195,9 @@ describe('live links between real nodes', () => {
     // An hour between scheduled pulls: only the live link, and what it teaches, can move anything now.
     const follower = await realNode({ seeds: middle.url, syncIntervalMs: '3600000' });
     await eventually(() => follower.worker.liveLinks().some((l) => l.url === middle.url) && middle.pulls.heldPullCount === 1, 15_000, 'a held pull at the middle');
+    // The peer table says so too (GET /federation/peers: live_link beside section 8's members).
+    const { peers } = (await (await fetch(`${follower.url}/federation/peers`)).json()) as { peers: Array<{ url: string; live_link: string | null }> };
+    assert.ok(['connecting', 'open'].includes(peers.find((p) => p.url === middle.url)?.live_link ?? ''), JSON.stringify(peers));
     // The middle verifies far: its peer row is stamped, which answers the held pull with far in its peers list.
     middle.store.write(() => middle.store.peers.addCandidates([far.url], 'discovered', Date.now()));
     await middle.worker.runRound();
