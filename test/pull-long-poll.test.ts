@@ -1,24 +1,16 @@
 // Long polls, PROTOCOL.md 1.1 section 6 (`wait`): held until a commit stores a change, capped, released when the
 // client leaves, answered when the node stops. Real nodes on 127.0.0.1, woken by real POSTs and store writes.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { RunningNode } from '../src/node.js';
 import { bulkCards } from './helpers/bulk-cards.js';
-import { eventually, newAgent, postJson, startTestNode, storeCards, tempDir } from './helpers/index.js';
+import { eventually, newAgent, postJson, storeCards, testNodes } from './helpers/index.js';
 import { pull, rawGet, streamHead as head, verifyPeers } from './helpers/pull-requests.js';
 
-const dir = tempDir();
-const running: RunningNode[] = [];
-after(async () => {
-  await Promise.all(running.map((n) => n.stop()));
-  dir.cleanup();
-});
-
-let counter = 0;
-async function node(settings: Record<string, string> = {}, maxHeldPulls?: number): Promise<RunningNode> {
-  const n = await startTestNode(`${dir.path}/node-${++counter}`, settings, maxHeldPulls === undefined ? {} : { pullServing: { maxHeldPulls } });
-  running.push(n);
-  return n;
+const startNode = testNodes();
+/** A node of this file; maxHeldPulls caps its long polls (pull-serving tuning). */
+function node(settings: Record<string, string> = {}, maxHeldPulls?: number): Promise<RunningNode> {
+  return startNode(settings, maxHeldPulls === undefined ? {} : { pullServing: { maxHeldPulls } });
 }
 
 describe('long poll (wait)', () => {
@@ -143,7 +135,7 @@ describe('long poll (wait)', () => {
   });
 
   it('held pulls are answered with a 200 empty page when the node stops, and the node stops promptly', async () => {
-    const n = await startTestNode(`${dir.path}/stopping`);
+    const n = await node(); // stopped here; the file's own stop at the end is then a no-op
     const mark = await head(n);
     const held = [1, 2, 3].map(() => pull(n, `since=${mark}&wait=30000`));
     await eventually(() => n.pulls.heldPullCount === 3, 10_000, 'three pulls held');

@@ -1,26 +1,18 @@
 // Serving a pull, PROTOCOL.md 1.1 section 6: one stream of cards and peer rows, and gzip. Real nodes on 127.0.0.1
 // with real SQLite files; peers are verified through the store's own write path. Long polls: pull-long-poll.test.ts.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { GZIP_MIN_BYTES } from '../src/federation/pull.js';
 import type { RunningNode } from '../src/node.js';
 import { bulkCards } from './helpers/bulk-cards.js';
-import { eventually, startTestNode, storeCards, tempDir } from './helpers/index.js';
+import { eventually, storeCards, testNodes } from './helpers/index.js';
 import { pull, streamHead as head, verifyPeers } from './helpers/pull-requests.js';
 
-const dir = tempDir();
-const running: RunningNode[] = [];
-after(async () => {
-  await Promise.all(running.map((n) => n.stop()));
-  dir.cleanup();
-});
-
-let counter = 0;
-async function node(settings: Record<string, string> = {}, maxHeldPulls?: number): Promise<RunningNode> {
-  const n = await startTestNode(`${dir.path}/node-${++counter}`, settings, maxHeldPulls === undefined ? {} : { pullServing: { maxHeldPulls } });
-  running.push(n);
-  return n;
+const startNode = testNodes();
+/** A node of this file; maxHeldPulls caps its long polls (pull-serving tuning). */
+function node(settings: Record<string, string> = {}, maxHeldPulls?: number): Promise<RunningNode> {
+  return startNode(settings, maxHeldPulls === undefined ? {} : { pullServing: { maxHeldPulls } });
 }
 
 describe('one stream for cards and peers', () => {

@@ -39,6 +39,25 @@ export async function startTestNode(dir: string, settings: RawSettings = {}, tun
   return startNode(config, silentLogger, { backgroundSync: false, ...tuning });
 }
 
+/**
+ * Real nodes for one test file, each on a fresh database in a directory of its own under one temp dir; all are
+ * stopped, and the directory removed, after the file's tests. Returns the function that starts one.
+ */
+export function testNodes(defaults: RawSettings = {}): (settings?: RawSettings, tuning?: SyncTuning) => Promise<RunningNode> {
+  const dir = tempDir();
+  const running: RunningNode[] = [];
+  let counter = 0;
+  after(async () => {
+    await Promise.all(running.map((n) => n.stop()));
+    dir.cleanup();
+  });
+  return async (settings = {}, tuning = {}) => {
+    const node = await startTestNode(join(dir.path, `node-${++counter}`), { ...defaults, ...settings }, tuning);
+    running.push(node);
+    return node;
+  };
+}
+
 export interface NodeProcess {
   child: ChildProcess;
   url: string;
