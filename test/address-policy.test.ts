@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   addressPolicyApplies,
   addressPolicyConnector,
@@ -11,14 +11,9 @@ import {
 } from '../src/federation/address-policy.js';
 import { DEFAULT_PULL_LIMITS, PeerClient } from '../src/federation/peer-client.js';
 import type { RunningNode, SyncTuning } from '../src/node.js';
-import { getJson, newAgent, postJson, startTestNode, tempDir } from './helpers/index.js';
+import { getJson, newAgent, postJson, startTestNode, testScope } from './helpers/index.js';
 
-const dir = tempDir();
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  dir.cleanup();
-});
+const { dir, cleanups } = testScope();
 
 async function listen(server: Server, host: string, port = 0): Promise<number> {
   await new Promise<void>((resolve, reject) => {

@@ -1,19 +1,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { signTombstone } from '../src/client/index.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { clientKey, isTrusted, parseTrustedClients, WriteRateLimiter } from '../src/http/rate-limit.js';
 import type { RunningNode } from '../src/node.js';
-import { eventually, getJson, newAgent, postJson, spawnNode, startTestNode, tempDir, type NodeProcess } from './helpers/index.js';
+import { eventually, getJson, newAgent, type NodeProcess, postJson, spawnNode, startTestNode, testScope } from './helpers/index.js';
 
-const dir = tempDir();
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  dir.cleanup();
-});
+const { dir, cleanups } = testScope();
 
 let counter = 0;
 async function node(settings: Record<string, string>): Promise<RunningNode> {

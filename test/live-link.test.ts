@@ -1,18 +1,13 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { SignedCard } from '../src/client/index.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import type { RunningNode } from '../src/node.js';
-import { eventually, heldVersions, newAgent, startTestNode, tempDir } from './helpers/index.js';
+import { eventually, heldVersions, newAgent, startTestNode, testScope } from './helpers/index.js';
 import { answerPage, pullPage, pullParams, testPeer, type TestPeer } from './helpers/peer-server.js';
 
-const dir = tempDir();
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  dir.cleanup();
-});
+const { dir, cleanups } = testScope();
 
 interface Held {
   since: number;

@@ -3,22 +3,17 @@ import { sign } from 'node:crypto';
 import { getEventListeners } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createGzip } from 'node:zlib';
 import { buildConnector } from 'undici';
 import { msToTimestamp, signingPayload, SIGNATURE_PREFIX } from '../src/card/index.js';
 import type { PeerReport } from '../src/federation/sync-worker.js';
 import type { RunningNode } from '../src/node.js';
 import { BulkSigner } from './helpers/bulk-cards.js';
-import { heldVersions, startTestNode, storeCards, tempDir } from './helpers/index.js';
+import { heldVersions, startTestNode, storeCards, testScope } from './helpers/index.js';
 import { answerPage, pullPage, testPeer } from './helpers/peer-server.js';
 
-const dir = tempDir();
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  dir.cleanup();
-});
+const { dir, cleanups } = testScope();
 
 let counter = 0;
 async function follower(seeds: string[]): Promise<RunningNode> {

@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { RunningNode } from '../src/node.js';
-import { eventually, freePort, heldVersions, newAgent, postJson, startTestNode, tempDir } from './helpers/index.js';
+import { eventually, freePort, heldVersions, newAgent, postJson, startTestNode, testScope } from './helpers/index.js';
 import { testPeer } from './helpers/peer-server.js';
 
-const dir = tempDir();
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  dir.cleanup();
-});
+const { dir, cleanups } = testScope();
 
 let counter = 0;
 async function node(settings: Record<string, string> = {}, backgroundSync = true): Promise<RunningNode> {

@@ -1,20 +1,15 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { toKeyFile } from '../src/client/index.js';
 import type { RunningNode } from '../src/node.js';
 import { bulkCards } from './helpers/bulk-cards.js';
 import { runCli } from './helpers/cli.js';
-import { freePort, getJson, newAgent, postJson, spawnNode, startTestNode, storeCards, tempDir } from './helpers/index.js';
+import { freePort, getJson, newAgent, postJson, spawnNode, startTestNode, storeCards, testScope } from './helpers/index.js';
 
-const dir = tempDir();
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  dir.cleanup();
-});
+const { dir, cleanups } = testScope();
 
 
 async function node(name: string, settings: Record<string, string> = {}): Promise<RunningNode> {

@@ -3,20 +3,15 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { migrations } from '../migrations/index.js';
 import type { RunningNode } from '../src/node.js';
 import { DROP_FAILING_PEER_AFTER_MS, MAX_PEER_ROWS, MAX_PEER_ROWS_PER_HOST, Store } from '../src/store/index.js';
-import { freePort, getJson, startTestNode, tempDir } from './helpers/index.js';
+import { freePort, getJson, startTestNode, testScope } from './helpers/index.js';
 
-const dir = tempDir();
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  dir.cleanup();
-});
+const { dir, cleanups } = testScope();
 
 /** A real server answering a valid empty pull page on every path, each path as a node of its own. */
 async function emptyPageServer(peers: string[] = []): Promise<{ url: string; server: Server; close: () => Promise<void> }> {

@@ -40,20 +40,29 @@ export async function startTestNode(dir: string, settings: RawSettings = {}, tun
 }
 
 /**
+ * A test file's scratch space: a temp dir, and cleanups (stopping nodes, closing servers of the test's own) run in
+ * reverse order after the file's tests, before the dir is removed.
+ */
+export function testScope(prefix?: string): { dir: { path: string }; cleanups: Array<() => Promise<void>> } {
+  const dir = tempDir(prefix);
+  const cleanups: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    dir.cleanup();
+  });
+  return { dir, cleanups };
+}
+
+/**
  * Real nodes for one test file, each on a fresh database in a directory of its own under one temp dir; all are
  * stopped, and the directory removed, after the file's tests. Returns the function that starts one.
  */
 export function testNodes(defaults: RawSettings = {}): (settings?: RawSettings, tuning?: SyncTuning) => Promise<RunningNode> {
-  const dir = tempDir();
-  const running: RunningNode[] = [];
+  const { dir, cleanups } = testScope();
   let counter = 0;
-  after(async () => {
-    await Promise.all(running.map((n) => n.stop()));
-    dir.cleanup();
-  });
   return async (settings = {}, tuning = {}) => {
     const node = await startTestNode(join(dir.path, `node-${++counter}`), { ...defaults, ...settings }, tuning);
-    running.push(node);
+    cleanups.push(() => node.stop());
     return node;
   };
 }
