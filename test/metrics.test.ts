@@ -48,16 +48,40 @@ function valueOf(samples: Sample[], name: string, labels: Record<string, string>
   return found[0]?.value;
 }
 
+/** The process and runtime metrics that a common Node.js dashboard's panels read (README, Metrics). */
+const STANDARD_DASHBOARD_METRICS = [
+  'process_cpu_user_seconds_total',
+  'process_cpu_system_seconds_total',
+  'process_cpu_seconds_total',
+  'process_start_time_seconds',
+  'process_resident_memory_bytes',
+  'process_open_fds',
+  'nodejs_version_info',
+  'nodejs_eventloop_lag_seconds',
+  'nodejs_eventloop_lag_p99_seconds',
+  'nodejs_heap_size_total_bytes',
+  'nodejs_heap_size_used_bytes',
+  'nodejs_external_memory_bytes',
+  'nodejs_heap_space_size_used_bytes',
+  'nodejs_heap_space_size_total_bytes',
+  'nodejs_heap_space_size_available_bytes',
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_gc_duration_seconds',
+];
+
 describe('GET /metrics', () => {
   const suite = nodeForSuite();
 
-  test('serves process, event-loop, store and card metrics, all named agentmesh_', async () => {
+  test('serves process and runtime metrics under their standard names, the node\'s own as agentmesh_*', async () => {
     const { samples, types, text } = await scrape(suite.node);
-    for (const name of types.keys()) assert.match(name, /^agentmesh_/, `metric ${name} is not named agentmesh_*`);
+    // Standard names only outside agentmesh_: nothing of ours leaks into the process_ / nodejs_ namespaces.
+    for (const name of types.keys()) assert.match(name, /^(agentmesh_|process_|nodejs_)/, `metric ${name} has no known prefix`);
+    for (const name of types.keys()) assert.doesNotMatch(name, /^agentmesh_(process|nodejs)_/, `${name}: a standard metric under our prefix`);
+    // What the panels of the common Node.js dashboard (Grafana's "NodeJS Application Dashboard") query: README.
+    for (const name of STANDARD_DASHBOARD_METRICS) assert.ok(types.has(name), `${name} is missing`);
+    assert.ok(valueOf(samples, 'process_resident_memory_bytes')! > 0, 'resident memory is read');
     for (const name of [
-      'agentmesh_process_cpu_user_seconds_total',
-      'agentmesh_process_resident_memory_bytes',
-      'agentmesh_nodejs_eventloop_lag_seconds',
       'agentmesh_agents_live',
       'agentmesh_database_bytes',
       'agentmesh_database_wal_bytes',

@@ -1,7 +1,7 @@
 // A node as its own process on a real SQLite file: a hard kill loses nothing, a restart keeps the node_id and a
 // rising change clock, the sqlite3 command line reads the file while the node runs, and signals stop it cleanly.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,7 +10,7 @@ import { canonicalize, timestampToMs, verifyCard } from '../src/card/index.js';
 import { signCard, signTombstone } from '../src/client/index.js';
 import { Store } from '../src/store/index.js';
 import { send, sendJson } from './helpers/api.js';
-import { freePort, newAgent, spawnNode, tempDir, type NodeProcess } from './helpers/index.js';
+import { freePort, newAgent, PROJECT_ROOT, spawnNode, tempDir, type NodeProcess } from './helpers/index.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -52,8 +52,24 @@ async function exitWithin(proc: NodeProcess, ms: number): Promise<{ code: number
   }
 }
 
-async function sqlite3(db: string, query: string): Promise<any[]> {
-  const { stdout } = await execFileAsync('sqlite3', ['-json', db, query]);
+/** A command that reads a database file from a process of its own, answering as the sqlite3 command line does. */
+interface Reader {
+  name: string;
+  command: string;
+  args: string[];
+}
+
+/**
+ * The sqlite3 command line when the machine has one, and always a second process that reads the file with the
+ * node's own SQLite library (helpers/sqlite-reader.mjs): a machine with only Node.js and npm has no sqlite3.
+ */
+const READERS: Reader[] = [
+  ...(spawnSync('sqlite3', ['-version']).status === 0 ? [{ name: 'the sqlite3 command line', command: 'sqlite3', args: [] }] : []),
+  { name: 'a second process with better-sqlite3', command: process.execPath, args: [join(PROJECT_ROOT, 'test/helpers/sqlite-reader.mjs')] },
+];
+
+async function sqlite3(reader: Reader, db: string, query: string): Promise<any[]> {
+  const { stdout } = await execFileAsync(reader.command, [...reader.args, '-json', db, query]);
   return stdout.trim() === '' ? [] : JSON.parse(stdout);
 }
 
@@ -161,7 +177,7 @@ describe('persistence across a hard kill', () => {
   });
 });
 
-describe('inspecting a running node with the sqlite3 command line', () => {
+for (const inspector of READERS) describe(`inspecting a running node with ${inspector.name}`, () => {
   it('reads agents and peers while the node runs and writes (WAL)', async () => {
     const db = join(newDir(), 'node.db');
     const node = await start(db);
@@ -177,8 +193,8 @@ describe('inspecting a running node with the sqlite3 command line', () => {
     const pulled = await send(node.url, '/federation/pull', { headers: { 'x-agentmesh-node-url': 'https://peer.example:8443' } });
     assert.equal(pulled.status, 200);
 
-    assert.deepEqual(await sqlite3(db, 'PRAGMA journal_mode'), [{ journal_mode: 'wal' }]);
-    const rows = await sqlite3(db, 'SELECT id, name, endpoint, deleted, updated_at, changed_at, card FROM agents ORDER BY changed_at');
+    assert.deepEqual(await sqlite3(inspector, db, 'PRAGMA journal_mode'), [{ journal_mode: 'wal' }]);
+    const rows = await sqlite3(inspector, db, 'SELECT id, name, endpoint, deleted, updated_at, changed_at, card FROM agents ORDER BY changed_at');
     assert.equal(rows.length, 6);
     for (const [i, card] of cards.entries()) {
       const row = rows[i];
@@ -197,11 +213,11 @@ describe('inspecting a running node with the sqlite3 command line', () => {
     assert.deepEqual([...stamps].sort((a, b) => a - b), stamps);
     assert.equal(new Set(stamps).size, stamps.length);
 
-    const peers = await sqlite3(db, 'SELECT url, source, node_id, high_water FROM peers');
+    const peers = await sqlite3(inspector, db, 'SELECT url, source, node_id, high_water FROM peers');
     assert.deepEqual(peers, [{ url: 'https://peer.example:8443', source: 'announced', node_id: null, high_water: 0 }]);
 
     // A reader holding a snapshot open does not block the node's writes, and sees its snapshot to the end.
-    const reader = spawn('sqlite3', [db], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const reader = spawn(inspector.command, [...inspector.args, db], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     reader.stdout.on('data', (chunk) => (out += chunk));
     const readerExit = new Promise<number | null>((resolve) => reader.once('exit', resolve));

@@ -1,16 +1,16 @@
-// The page at / (src/web), driven in a real browser: playwright-core with Debian's chromium, against real nodes of
+// The page at / (src/web), driven in a real browser: playwright-core with a system Chromium or the one packaged in
+// @sparticuz/chromium (helpers/browser.ts), against real nodes of
 // a real three-node mesh. Every test fails on a console error, an uncaught page error or a dialog. (Code run in
 // the page is given as strings: the tests are typed against Node's globals, not the DOM's.)
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { RunningNode } from '../src/node.js';
 import { send, sendJson } from './helpers/api.js';
+import { launchChromium } from './helpers/browser.js';
 import { eventually, freePort, newAgent, PROJECT_ROOT, startTestNode, tempDir } from './helpers/index.js';
 
-const CHROMIUM = process.env.AGENTMESH_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const HOSTILE = '<img src=x onerror=alert(1)>';
 
 const dir = tempDir();
@@ -56,7 +56,9 @@ before(async () => {
     { name: 'Ledger Keeper', description: 'Double-entry bookkeeping for small firms.', tags: ['finance'], protocol: 'grpc', endpoint: 'https://ledger.example:8443' },
     { name: HOSTILE, description: '<script>window.__pwned = true</script> onerror', tags: ['<b>bold</b>'], skills: [{ name: '"><svg onload=alert(2)>' }] },
   ]) await register(c, fields);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  const launched = await launchChromium();
+  browser = launched.browser;
+  console.log(`# browser: ${launched.choice.source} Chromium ${browser.version()} at ${launched.choice.path}`);
   mkdirSync(SHOTS, { recursive: true });
 });
 

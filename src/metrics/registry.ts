@@ -37,7 +37,9 @@ export class NodeMetrics {
   private readonly wired = new Set<keyof MetricsSources>();
 
   constructor({ store, dbPath }: NodeMetricsOptions) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'agentmesh_' });
+    // Process and runtime metrics under the names every Prometheus client library uses (process_*, nodejs_*), so
+    // the dashboards and alerts operators import work as they are; agentmesh_* is for the node's own metrics.
+    collectDefaultMetrics({ register: this.registry });
     this.http = httpMetrics(this.registry);
     this.cards = new CardMetrics(this.registry);
     this.peers = new PeerMetrics(this.registry, store);
