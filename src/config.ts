@@ -12,6 +12,8 @@ export const SETTINGS = {
   syncIntervalMs: { flag: '--sync-interval-ms', env: 'AGENTMESH_SYNC_INTERVAL_MS' },
   maxClockSkewMs: { flag: '--max-clock-skew-ms', env: 'AGENTMESH_MAX_CLOCK_SKEW_MS' },
   livePeers: { flag: '--live-peers', env: 'AGENTMESH_LIVE_PEERS' },
+  follow: { flag: '--follow', env: 'AGENTMESH_FOLLOW' },
+  passiveChecks: { flag: '--passive-checks', env: 'AGENTMESH_PASSIVE_CHECKS' },
   logLevel: { flag: '--log-level', env: 'AGENTMESH_LOG_LEVEL' },
   logFormat: { flag: '--log-format', env: 'AGENTMESH_LOG_FORMAT' },
   peerNetworks: { flag: '--peer-networks', env: 'AGENTMESH_PEER_NETWORKS' },
@@ -53,6 +55,9 @@ const configSchema = z.object({
   maxClockSkewMs: integerText(0, 86_400_000).default(300_000),
   // PROTOCOL.md section 7: peers kept on a held pull (a live link); 0 pulls every peer on its schedule only.
   livePeers: integerText(0, 100).default(8),
+  // PROTOCOL.md 1.2 section 7.1: peers followed (pulled in full) at most, and checks of passive peers a minute.
+  follow: integerText(1, 100).default(6),
+  passiveChecks: integerText(0, 600).default(6),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Absent: pretty when stderr is a terminal, JSON otherwise. */
   logFormat: z.enum(['json', 'pretty']).optional(),

@@ -62,6 +62,8 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
     logger: logger.child({ subsystem: 'http' }),
     pulls,
     onPeerLearned: () => worker?.nudge(),
+    onPeerAnnounced: (url) => worker?.announced(url),
+    followedPeers: () => worker?.followed() ?? [],
     liveLinks: () => worker?.liveLinks() ?? [],
     writeLimiter: new WriteRateLimiter({ perMinute: config.writeRate, trusted: config.trustedClients }),
   });
@@ -121,6 +123,7 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
     livePeers: config.livePeers,
     connect,
     ...tuning,
+    follow: { follow: config.follow, passiveChecksPerMinute: config.passiveChecks, ...tuning.follow },
     // Verification of pulled pages runs on worker threads (one per core but the event loop's), started on first
     // use; worker.stop() closes the pool. Callers may pass another verifier (e.g. inlineVerifier) in tuning.
     verifier: tuning.verifier ?? new VerifierPool(),

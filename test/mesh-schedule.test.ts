@@ -78,7 +78,8 @@ describe('each peer on its own schedule', () => {
     }
     const good = await node({}, false);
     const atGood = await register(good);
-    const follower = await node({ seeds: [...hanging.map((p) => p.url), good.url].join(','), syncIntervalMs: '1000' }, false);
+    // It follows all seven (the slots of the schedule are what is tested here, not whom to follow).
+    const follower = await node({ seeds: [...hanging.map((p) => p.url), good.url].join(','), syncIntervalMs: '1000', follow: '7' }, false);
     // The good peer is due last, so the four slots (the default) first all go to hanging peers.
     follower.store.connection.prepare('UPDATE peers SET next_attempt_at = CASE WHEN url = ? THEN 1 ELSE 0 END').run(good.url);
     follower.worker.start();

@@ -62,18 +62,18 @@ describe('agentmesh delete', () => {
 });
 
 describe('agentmesh peers', () => {
-  it('prints the peer table: source, last success as an age, failures, live link, mark, last error', async () => {
+  it('prints the peer table: source, followed, last success as an age, failures, live link, mark, last error', async () => {
     const seed = await node('peers-seed');
     const target = await node('peers', { seeds: `${seed.url},http://127.0.0.1:1` });
     await target.worker.runRound();
     const result = await runCli(['peers', '--node', target.url]);
     assert.equal(result.code, 0, result.stderr);
     const lines = result.stdout.trimEnd().split('\n');
-    assert.match(lines[0]!, /^URL\s+SOURCE\s+LAST SUCCESS\s+FAILURES\s+LIVE\s+MARK\s+LAST ERROR$/);
+    assert.match(lines[0]!, /^URL\s+SOURCE\s+FOLLOWED\s+LAST SUCCESS\s+FAILURES\s+LIVE\s+MARK\s+LAST ERROR$/);
     const good = lines.find((l) => l.startsWith(seed.url + ' '));
     const bad = lines.find((l) => l.startsWith('http://127.0.0.1:1 '));
-    assert.match(good!, /\sseed\s+\d+ s ago\s+0\s+\S+\s+\d+\s+-$/);
-    assert.match(bad!, /\sseed\s+never\s+1\s+\S+\s+0\s+\S.*(ECONNREFUSED|connect)/i);
+    assert.match(good!, /\sseed\s+yes\s+\d+ s ago\s+0\s+\S+\s+\d+\s+-$/);
+    assert.match(bad!, /\sseed\s+yes\s+never\s+1\s+\S+\s+0\s+\S.*(ECONNREFUSED|connect)/i);
     const json = await runCli(['peers', '--node', target.url, '--json']);
     assert.equal(JSON.parse(json.stdout).peers.length, 2);
   });

@@ -32,10 +32,15 @@ function liveLink(peer: PeerInfo & Record<string, unknown>): string {
   return String(value);
 }
 
+/** Whether the node follows the peer (1.2 nodes); "-" when its answer does not say. */
+function followed(peer: PeerInfo & Record<string, unknown>): string {
+  return typeof peer.followed === 'boolean' ? (peer.followed ? 'yes' : 'no') : '-';
+}
+
 export function peerTable(peers: PeerInfo[], now = Date.now()): string {
-  const header = ['URL', 'SOURCE', 'LAST SUCCESS', 'FAILURES', 'LIVE', 'MARK', 'LAST ERROR'];
+  const header = ['URL', 'SOURCE', 'FOLLOWED', 'LAST SUCCESS', 'FAILURES', 'LIVE', 'MARK', 'LAST ERROR'];
   const rows = peers.map((p) => [
-    p.url, p.source, ago(p.last_success_at, now), String(p.failures), liveLink(p as PeerInfo & Record<string, unknown>),
+    p.url, p.source, followed(p as PeerInfo & Record<string, unknown>), ago(p.last_success_at, now), String(p.failures), liveLink(p as PeerInfo & Record<string, unknown>),
     String(p.high_water), (p.last_error ?? '-').replace(/\s+/g, ' '),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -13,12 +13,16 @@ export interface LiveLinksOptions {
   scheduler: Scheduler;
   /** Live links at most (`--live-peers`); 0: every peer on its schedule. */
   maxLinks: number;
+  /** Only followed peers are linked (PROTOCOL.md 1.2 section 7.1); a link to a peer no longer followed ends. */
+  isFollowed: (url: string) => boolean;
   lifetime: AbortSignal;
 }
 
 interface Link {
   state: 'open' | 'connecting';
   done: Promise<void>;
+  /** Ends the link's held pull: the node stops, or the peer is no longer followed. */
+  end: AbortController;
 }
 
 /**
@@ -46,6 +50,12 @@ export class LiveLinks {
   async stop(): Promise<void> {
     this.running = false;
     await Promise.allSettled([...this.links.values()].map((link) => link.done));
+  }
+
+  /** The peer is no longer followed: its link ends now (a held pull in flight is abandoned, nothing half applied). */
+  drop(url: string): void {
+    this.links.get(url)?.end.abort(new Error('no longer followed'));
+    this.fellBack.delete(url);
   }
 
   /** The outcome of a scheduled pull: it tells which peers honour `wait`; a success makes a fallen-back peer eligible. */
@@ -83,15 +93,19 @@ export class LiveLinks {
       if (this.links.has(url) || this.fellBack.has(url)) continue;
       const row = store.peers.get(url);
       if (!row) this.honoured.delete(url);
-      else if (row.failures === 0) candidates.push(row);
+      else if (row.failures === 0 && this.options.isFollowed(url)) candidates.push(row);
     }
     candidates.sort((a, b) => Number(b.source === 'seed') - Number(a.source === 'seed') || (b.last_success_at ?? 0) - (a.last_success_at ?? 0));
     for (const row of candidates) {
       if (this.links.size >= maxLinks) break;
       // A pull of it in flight: its end observes the peer again and retries.
       if (!scheduler.hold(row.url)) continue;
-      const link: Link = { state: 'connecting', done: Promise.resolve() };
+      const link: Link = { state: 'connecting', done: Promise.resolve(), end: new AbortController() };
+      // Not AbortSignal.any: on Node 20 it leaves an entry on the lifetime signal per call (nodejs/node#55351).
+      const endWithNode = () => link.end.abort(this.options.lifetime.reason);
+      this.options.lifetime.addEventListener('abort', endWithNode, { once: true });
       link.done = this.run(row.url, link).finally(() => {
+        this.options.lifetime.removeEventListener('abort', endWithNode);
         this.links.delete(row.url);
         scheduler.release(row.url);
         this.fill();
@@ -103,13 +117,13 @@ export class LiveLinks {
   private async run(url: string, link: Link): Promise<void> {
     const { store, puller, lifetime, logger } = this.options;
     logger.debug({ peer: url }, 'live link opening');
-    while (this.running && !lifetime.aborted) {
+    while (this.running && !lifetime.aborted && !link.end.signal.aborted && this.options.isFollowed(url)) {
       const row = store.peers.get(url);
       const waitMs = Math.min(this.honoured.get(url) ?? 0, MAX_FOLLOWER_WAIT_MS);
       if (!row || waitMs <= 0) return;
       const started = Date.now();
-      const outcome = await puller.pull(row, lifetime, waitMs);
-      if (!outcome) return; // stopping
+      const outcome = await puller.pull(row, link.end.signal, waitMs);
+      if (!outcome) return; // stopping, or no longer followed
       this.learnWait(outcome);
       if (!outcome.report.ok) {
         this.fellBack.add(url);

@@ -70,6 +70,11 @@ export interface FetchOptions {
   waitMs?: number;
   /** A configured seed: reached whatever the address policy says. */
   seed?: boolean;
+  /**
+   * Sends X-AgentMesh-Node-Url (default true). A check of a passive peer does not: announcing is following, and the
+   * peer would follow back a node that does not follow it (PROTOCOL.md 1.2 section 7.1).
+   */
+  announce?: boolean;
 }
 
 /** Fetches pull pages from peers over undici, bounded in connect, header and body time and in bytes. */
@@ -107,7 +112,7 @@ export class PeerClient {
       'accept-encoding': 'gzip',
       'x-agentmesh-node-id': this.identity.nodeId,
     };
-    if (this.identity.publicUrl) headers['x-agentmesh-node-url'] = this.identity.publicUrl;
+    if (this.identity.publicUrl && options.announce !== false) headers['x-agentmesh-node-url'] = this.identity.publicUrl;
     // One controller per pull, released when the pull ends: AbortSignal.any([lifetime, ...]) would leave an entry
     // in the lifetime signal's dependants for every pull on Node 20 (nodejs/node#55351).
     const pull = new AbortController();

@@ -101,6 +101,42 @@ export class PeerPuller {
     return { report, waitMaxMs };
   }
 
+  /**
+   * Checks a passive peer (PROTOCOL.md 1.2 section 7.1): a pull of nothing (`since` past every stamp, `limit=1`),
+   * without announcing this node. An answer that is a valid page from another node marks the peer live and
+   * verified, due again an interval later; anything else backs it off like a failed pull. Returns whether it
+   * answered; null when the node is stopping.
+   */
+  async check(peer: PeerRow, signal: AbortSignal): Promise<{ ok: boolean; error?: string } | null> {
+    const { store, logger } = this.options;
+    try {
+      const page = await this.options.client.fetchPage(peer.url, Number.MAX_SAFE_INTEGER, 1, signal, {
+        seed: peer.source === 'seed',
+        announce: false,
+      });
+      if (page.node_id === store.nodeId) {
+        if (peer.source !== 'seed') store.write(() => store.peers.remove(peer.url));
+        throw new PullFailure('this peer is this node itself');
+      }
+      const ended = Date.now();
+      const next = ended + Math.round(this.options.intervalMs * (0.8 + Math.random() * 0.4));
+      store.write(() => {
+        if (peer.node_id !== null && peer.node_id !== page.node_id) store.agents.disownPeer(peer.url);
+        store.peers.recordCheckAnswered(peer.url, page.node_id);
+        store.peers.recordPullSucceeded(peer.url, ended, next);
+      });
+      logger.debug({ peer: peer.url }, 'passive peer checked: live');
+      return { ok: true };
+    } catch (error) {
+      if (signal.aborted) return null;
+      const message = error instanceof PullFailure ? error.message : `unexpected: ${String(error)}`;
+      if (!(error instanceof PullFailure)) logger.error({ err: error, peer: peer.url }, 'check of peer failed unexpectedly');
+      this.recordFailure(peer.url, message);
+      logger.debug({ peer: peer.url, error: message }, 'passive peer checked: failing');
+      return { ok: false, error: message };
+    }
+  }
+
   private recordFailure(url: string, error: string): void {
     const { store, logger, intervalMs, maxBackoffMs } = this.options;
     const failures = (store.peers.get(url)?.failures ?? 0) + 1;
@@ -144,6 +180,8 @@ export class PeerPuller {
       if (knownNodeId !== null && page.node_id !== knownNodeId) {
         // A new node id means a new database behind the URL: its stamps mean nothing against our mark.
         this.options.logger.warn({ peer: peer.url, was: knownNodeId, now: page.node_id }, 'peer database changed: pulling again from 0');
+        // What it sent before is no longer its own: the new database gets it back (no echo filter applies).
+        store.write(() => store.agents.disownPeer(peer.url));
         knownNodeId = page.node_id;
         if (since !== 0) {
           since = 0;

@@ -7,6 +7,11 @@ export const MAX_PEER_ROWS_PER_PAGE = 99;
 export interface PageRequest {
   since: number;
   limit: number;
+  /**
+   * No echoes (1.2): the URL of the follower, when it announced itself as the node it is recorded as; versions
+   * received from that URL are left out of the page (the range it covers stays whole: the follower holds them).
+   */
+  follower?: string;
 }
 
 /** A page of the change stream, before it is encoded. */
@@ -23,7 +28,13 @@ export interface PageContent {
  * its cap, next_since is the last stamp that both lists hold in full; the other list is cut there, so the page covers
  * its range whole and nothing stamped in it waits for a later page.
  */
-export function readPage(store: Store, { since, limit }: PageRequest): PageContent {
+export function readPage(store: Store, { since, limit, follower }: PageRequest): PageContent {
+  const page = readRange(store, since, limit);
+  if (follower !== undefined) page.cards = page.cards.filter((card) => card.receivedFrom !== follower);
+  return page;
+}
+
+function readRange(store: Store, since: number, limit: number): PageContent {
   const [cards, peers] = store.readSnapshot(() => [
     store.agents.changesSince(since, limit + 1),
     store.peers.stampedSince(since, MAX_PEER_ROWS_PER_PAGE + 1),

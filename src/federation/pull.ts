@@ -55,7 +55,12 @@ export interface PullQuery {
   waitMs: number;
   /** The client accepts `Content-Encoding: gzip`. */
   gzip: boolean;
+  /** No echoes (1.2): the follower's URL, when it is the node recorded for it; its own versions are not sent back. */
+  follower?: string;
 }
+
+/** Pages of echoes only read in a row before the (empty) answer goes: bounds the work of one pull. */
+const MAX_ECHO_PAGES = 16;
 
 export interface PullServerOptions extends Partial<PullServingTuning> {
   store: Store;
@@ -113,12 +118,25 @@ export class PullServer {
    */
   async answer(query: PullQuery, res: ServerResponse): Promise<void> {
     this.refuseUnlessRoomFor(query.limit);
-    let page = readPage(this.store, query);
+    // Where the page starts: moved past ranges that held only the follower's own versions (echoes), which it lacks
+    // nothing of, so that a held pull waits for something the follower lacks.
+    let from = query.since;
+    let page = readPage(this.store, { ...query, since: from });
+    let echoPages = 0;
     const deadline = Date.now() + query.waitMs;
     // Held while nothing follows since. A commit whose stamps are no longer served when the page is read (a row
     // replaced or dropped meanwhile) holds the pull again for the rest of its wait rather than answer it empty.
-    while (isEmpty(page) && deadline > Date.now()) {
-      const held = this.held.hold(query.since, deadline - Date.now());
+    while (isEmpty(page) && (page.hasMore || deadline > Date.now())) {
+      if (page.nextSince > from) {
+        // Echoes only: the next range is read at once, and an answer covers the skipped ranges too.
+        if (++echoPages > MAX_ECHO_PAGES) break;
+        from = page.nextSince;
+        if (page.hasMore) {
+          page = readPage(this.store, { ...query, since: from });
+          continue;
+        }
+      }
+      const held = this.held.hold(from, deadline - Date.now());
       if (!held) break; // over the cap, or stopping: the empty page now
       const left = () => held.release();
       res.once('close', left);
@@ -126,9 +144,12 @@ export class PullServer {
       res.off('close', left);
       if (reason === 'left' || res.destroyed) return;
       this.refuseUnlessRoomFor(query.limit);
-      page = readPage(this.store, query);
+      const read = readPage(this.store, { ...query, since: from });
+      // The answer covers everything from the request's since: a range skipped as echoes is not asked for again.
+      page = read.nextSince > from || !isEmpty(read) ? read : { ...read, nextSince: from };
       if (reason !== 'change') break;
     }
+    if (isEmpty(page) && page.nextSince < from) page = { ...page, nextSince: from };
     const text = pageText(page, { nodeId: this.store.nodeId, publicUrl: this.publicUrl, waitMaxMs: MAX_PULL_WAIT_MS, nowMs: Date.now() });
     // Counted before the buffer exists: a refused page is never allocated.
     const reservation = this.unread.reserve(res, text.bytes);

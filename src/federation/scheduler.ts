@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Store } from '../store/index.js';
+import type { ScheduledPeer, Store } from '../store/index.js';
 import type { PeerPuller, PeerReport, PullOutcome } from './peer-puller.js';
 
 export interface SchedulerOptions {
@@ -20,6 +20,8 @@ export interface SchedulerOptions {
   lifetime: AbortSignal;
   /** Told of every pull that ended (live-link promotion reads wait_max_ms from it). */
   onPulled?: (outcome: PullOutcome) => void;
+  /** The followed peers (PROTOCOL.md 1.2 section 7.1): the only ones pulled. At most `--follow` of them. */
+  followed: () => readonly string[];
 }
 
 /** The longest the scheduler sleeps without looking at the table again (rows can change under it, e.g. a restore). */
@@ -27,7 +29,7 @@ const MAX_SLEEP_MS = 60_000;
 const UNEXPECTED_FAILURE_PAUSE_MS = 1_000;
 
 /**
- * Which peer is pulled when (PROTOCOL.md section 7): each peer on its own schedule, the persisted next_attempt_at
+ * Which followed peer is pulled when (PROTOCOL.md section 7): each peer on its own schedule, the persisted next_attempt_at
  * of its row, which a pull moves an interval after it ENDS (or backs off on failure). One timer, armed for the
  * soonest row not being pulled; a pull that ends, a learned peer and a nudge look at the table again. A peer is never
  * pulled twice at once, and peers held by a live link are left to it.
@@ -87,7 +89,8 @@ export class Scheduler {
    * is waited for first; a peer held by a live link is left to its link.
    */
   async pullAllDueNow(concurrency: number): Promise<PeerReport[]> {
-    const due = this.options.store.peers.dueOrHealthy(Date.now(), 1000).filter((row) => !this.held.has(row.url));
+    const followed = new Set(this.options.followed());
+    const due = this.options.store.peers.dueOrHealthy(Date.now(), 1000).filter((row) => followed.has(row.url) && !this.held.has(row.url));
     const reports: PeerReport[] = [];
     let next = 0;
     const lanes = Array.from({ length: Math.min(concurrency, due.length) }, async () => {
@@ -110,8 +113,13 @@ export class Scheduler {
     const free = Math.min(this.options.maxInFlight - this.scheduled, maxTotal - this.total);
     if (free <= 0) return; // the end of a pull, or a pull turning slow, looks again
     const now = Date.now();
-    // Enough rows to find `free` that are neither in flight nor live, and the one after them for the timer.
-    const head = this.options.store.peers.scheduleHead(this.pulls.size + this.held.size + free + 1);
+    // The followed rows, soonest first: a handful, whatever the size of the table.
+    const head: ScheduledPeer[] = [];
+    for (const url of this.options.followed()) {
+      const row = this.options.store.peers.get(url);
+      if (row) head.push(row);
+    }
+    head.sort((a, b) => a.next_attempt_at - b.next_attempt_at || (a.url < b.url ? -1 : 1));
     let started = 0;
     for (const row of head) {
       if (this.isBusy(row.url)) continue;

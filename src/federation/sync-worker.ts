@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { buildConnector } from 'undici';
 import type { Store } from '../store/index.js';
+import { DEFAULT_FOLLOW_PARAMS, type FollowParams } from './follow-policy.js';
+import { FollowSet } from './follow-set.js';
 import { LiveLinks, type LiveLinkState } from './live-link.js';
 import { DEFAULT_PULL_LIMITS, PeerClient, type PullLimits } from './peer-client.js';
 import { PeerPuller, type PeerReport } from './peer-puller.js';
@@ -22,8 +24,10 @@ export interface SyncOptions {
   concurrency?: number;
   /** A pull running this long gives its slot back (it is slow: hanging or dripping); default 5 s. */
   slowPullAfterMs?: number;
-  /** Peers kept on a live link (`--live-peers`, default 8); 0: every peer on its schedule only. */
+  /** Peers kept on a live link (`--live-peers`, default 8), among the followed; 0: every peer on its schedule only. */
   livePeers?: number;
+  /** Whom to follow (`--follow`, `--passive-checks`; PROTOCOL.md 1.2 section 7.1); defaults in DEFAULT_FOLLOW_PARAMS. */
+  follow?: Partial<FollowParams>;
   pageLimit?: number;
   /** Pages taken from one peer in one pull, so that no peer holds a slot forever. */
   maxPagesPerRound?: number;
@@ -49,6 +53,7 @@ export class SyncWorker {
   private readonly stopping = new AbortController();
   private readonly scheduler: Scheduler;
   private readonly live: LiveLinks;
+  private readonly follow: FollowSet;
   private started = false;
 
   constructor(options: SyncOptions) {
@@ -72,10 +77,32 @@ export class SyncWorker {
       maxPagesPerPull: options.maxPagesPerRound ?? 500,
       dropCandidateAfter: options.dropCandidateAfter ?? 3,
       maxBackoffMs: options.maxBackoffMs ?? Math.max(options.intervalMs, 3_600_000),
-      onReport: options.onReport,
-      onPeersLearned: () => this.scheduler.wake(),
+      onReport: (report) => {
+        options.onReport?.(report);
+        // A followed peer that failed is replaced at once by a live one, when one is known.
+        if (!report.ok) this.follow.refresh();
+      },
+      onPeersLearned: () => {
+        this.follow.refresh();
+        this.scheduler.wake();
+      },
     });
     const lifetime = this.stopping.signal;
+    this.follow = new FollowSet({
+      store,
+      logger,
+      puller,
+      // Without a public URL this node is never announced, so no peer can follow it back.
+      params: { ...DEFAULT_FOLLOW_PARAMS, reciprocity: options.publicUrl !== undefined, ...options.follow },
+      lifetime,
+      onChange: (added, removed) => {
+        // A newly followed peer is pulled at once (a failing one stays on its backoff); an unfollowed one loses its link.
+        const now = Date.now();
+        store.write(() => added.forEach((url) => store.peers.dueNow(url, now)));
+        for (const url of removed) this.live.drop(url);
+        this.scheduler.wake();
+      },
+    });
     this.scheduler = new Scheduler({
       store,
       logger,
@@ -84,26 +111,54 @@ export class SyncWorker {
       slowAfterMs: options.slowPullAfterMs,
       lifetime,
       onPulled: (outcome) => this.live.observe(outcome),
+      followed: () => this.follow.urls(),
     });
-    this.live = new LiveLinks({ store, logger, puller, scheduler: this.scheduler, maxLinks: options.livePeers ?? 8, lifetime });
+    this.live = new LiveLinks({
+      store,
+      logger,
+      puller,
+      scheduler: this.scheduler,
+      maxLinks: options.livePeers ?? 8,
+      lifetime,
+      isFollowed: (url) => this.follow.has(url),
+    });
     store.write(() => store.peers.ensureSeeds(options.seeds, Date.now()));
+    this.follow.refresh();
   }
 
   /** Pulls each peer when it is due, from now until stop(), and keeps live links to the peers that honour them. */
   start(): void {
     if (this.started) return;
     this.started = true;
+    this.follow.start();
     this.live.start();
     this.scheduler.start();
   }
 
-  /** Looks at the peer table now: a peer learned (from an announcement, say) is pulled at once. */
+  /** Looks at the peer table now: a peer learned (from an announcement, say) is followed while there is room and pulled at once. */
   nudge(): void {
+    this.follow.refresh();
     this.scheduler.wake();
   }
 
-  /** Pulls every due or healthy peer now and returns what each pull did (tests and benchmarks drive pulls so). */
+  /** A peer in the table pulled from us announcing its URL: it follows us, so it is followed back while there is room. */
+  announced(url: string): void {
+    this.follow.announced(url);
+  }
+
+  /** The followed peers (at most `--follow`). */
+  followed(): string[] {
+    return this.follow.urls();
+  }
+
+  /** One passive check now (tests drive it): the URL checked and whether it answered, or null when none was due. */
+  checkPassivePeer(): Promise<{ url: string; ok: boolean } | null> {
+    return this.follow.checkOne();
+  }
+
+  /** Pulls every due or healthy followed peer now and returns what each pull did (tests and benchmarks drive pulls so). */
   runRound(): Promise<PeerReport[]> {
+    this.follow.refresh();
     return this.scheduler.pullAllDueNow(this.concurrency);
   }
 
@@ -114,7 +169,7 @@ export class SyncWorker {
   /** Ends every pull (a page either committed whole or not at all) and waits for them. */
   async stop(): Promise<void> {
     this.stopping.abort();
-    await Promise.all([this.scheduler.stop(), this.live.stop()]);
+    await Promise.all([this.scheduler.stop(), this.live.stop(), this.follow.stop()]);
     await this.client.close();
     await this.verifier.close();
   }

@@ -131,6 +131,7 @@ export const peerRowSchema = z
       .enum(['connecting', 'open', 'backoff'])
       .nullable()
       .meta({ description: 'This node\'s live link (a held long poll) to the peer; null when it keeps none (beyond section 8)' }),
+    followed: z.boolean().meta({ description: '1.2: this node follows the peer (pulls its full stream); else the row is passive, checked now and then' }),
   })
   .meta({ id: 'PeerRow' });
 

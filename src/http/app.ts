@@ -21,13 +21,17 @@ export interface AppOptions {
   pulls?: PullServer;
   /** Told when a pull announced a peer not known before (the sync worker pulls it at once). */
   onPeerLearned?: (url: string) => void;
+  /** Told of every pull that announced a peer in the table (it follows us: followed back while there is room). */
+  onPeerAnnounced?: (url: string) => void;
+  /** The peers this node follows: shown in each peer row as `followed`. */
+  followedPeers?: () => readonly string[];
   /** The follower's live links, shown in GET /federation/peers. */
   liveLinks?: () => ReadonlyArray<{ url: string; state: string }>;
   /** Writes per client per minute (PROTOCOL.md section 8, 429 `rate_limited`); none when absent. */
   writeLimiter?: WriteRateLimiter;
 }
 
-export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, pulls, onPeerLearned, liveLinks, writeLimiter }: AppOptions): Express {
+export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, pulls, onPeerLearned, onPeerAnnounced, followedPeers, liveLinks, writeLimiter }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -62,6 +66,8 @@ export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, p
       publicUrl,
       logger,
       onPeerLearned,
+      onPeerAnnounced,
+      followedPeers,
       liveLinks,
     }),
   );

@@ -13,11 +13,15 @@ export interface FederationRouterOptions {
   logger: Logger;
   /** Told when a pull announced a peer not known before (the sync worker pulls it at once). */
   onPeerLearned?: (url: string) => void;
+  /** Told of every pull that announced a peer in the table (it follows us: followed back while there is room). */
+  onPeerAnnounced?: (url: string) => void;
+  /** The peers this node follows (PROTOCOL.md 1.2 section 7.1): shown in each peer row as `followed`. */
+  followedPeers?: () => readonly string[];
   /** The follower's live links (held long polls) by peer URL: shown in each peer row as `live_link`. */
   liveLinks?: () => ReadonlyArray<{ url: string; state: string }>;
 }
 
-function describePeer(row: PeerRow, liveLink: string | undefined) {
+function describePeer(row: PeerRow, liveLink: string | undefined, followed: boolean) {
   return {
     url: row.url,
     source: row.source,
@@ -30,13 +34,15 @@ function describePeer(row: PeerRow, liveLink: string | undefined) {
     last_error: row.last_error,
     // Beyond section 8's members (extra members are allowed): the live link's state, null when none is kept.
     live_link: liveLink ?? null,
+    // 1.2: whether this node follows the peer (pulls its full stream); the others are passive, checked now and then.
+    followed,
   };
 }
 
 /** A failing peer that announces itself is tried again at most this often. */
 const EXPEDITE_GAP_MS = 1_000;
 
-export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearned, liveLinks }: FederationRouterOptions): Router {
+export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearned, onPeerAnnounced, followedPeers, liveLinks }: FederationRouterOptions): Router {
   const router = Router();
 
   router.get('/federation/pull', async (req, res) => {
@@ -45,9 +51,10 @@ export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearne
     const waitMs = decimalParam(req, 'wait', 0, MAX_PULL_WAIT_MS, 0);
     // Compressed only when asked: a client that sends no Accept-Encoding gets the plain text.
     const gzip = req.get('accept-encoding') !== undefined && req.acceptsEncodings('gzip', 'identity') === 'gzip';
-    recordAnnouncedPeer(req.get('x-agentmesh-node-url'));
+    const announced = recordAnnouncedPeer(req.get('x-agentmesh-node-url'));
+    const follower = echoFilter(announced, req.get('x-agentmesh-node-id'));
     try {
-      await pulls.answer({ since, limit, waitMs, gzip }, res);
+      await pulls.answer({ since, limit, waitMs, gzip, follower }, res);
     } catch (error) {
       if (!(error instanceof ServingOverloaded)) throw error;
       res.set('Retry-After', '1');
@@ -57,27 +64,46 @@ export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearne
 
   router.get('/federation/peers', async (_req, res) => {
     const links = new Map((liveLinks?.() ?? []).map((link) => [link.url, link.state]));
-    res.status(200).json({ peers: (await store.peers.list()).map((row) => describePeer(row, links.get(row.url))) });
+    const followed = new Set(followedPeers?.() ?? []);
+    res.status(200).json({ peers: (await store.peers.list()).map((row) => describePeer(row, links.get(row.url), followed.has(row.url))) });
   });
 
-  /** A node that pulls from us and has a public URL becomes a candidate peer: unverified until it answers us. */
-  function recordAnnouncedPeer(header: string | undefined): void {
-    if (header === undefined) return;
+  /**
+   * No echoes (PROTOCOL.md 1.2 section 6): the versions this node pulled from the follower's URL are left out of its
+   * pages, but only when the follower is the node recorded there (its node id): a node whose database was replaced
+   * behind the same URL lacks them, and gets them.
+   */
+  function echoFilter(url: string | undefined, nodeId: string | undefined): string | undefined {
+    if (url === undefined || nodeId === undefined) return undefined;
+    const recorded = store.peers.get(url)?.node_id;
+    return recorded !== null && recorded !== undefined && recorded === nodeId ? url : undefined;
+  }
+
+  /**
+   * A node that pulls from us and has a public URL becomes a candidate peer: unverified until it answers us.
+   * Returns the announced URL, normalised, when it is a valid one other than ours.
+   */
+  function recordAnnouncedPeer(header: string | undefined): string | undefined {
+    if (header === undefined) return undefined;
     const url = normalizePeerUrl(header);
-    if (url === null || url === publicUrl) return;
+    if (url === null || url === publicUrl) return undefined;
     if (store.peers.get(url)) {
       // A known peer backing off has just shown it is up (it pulls from us): it is tried again now, not at the end
       // of its backoff, e.g. the other node of a pair that started first. At most once per EXPEDITE_GAP_MS a row,
       // so an announcement cannot make this node connect somewhere at a stranger's pace.
       const now = Date.now();
-      if (store.write(() => store.peers.expedite(url, now, EXPEDITE_GAP_MS))) onPeerLearned?.(url);
-      return;
+      const expedited = store.write(() => store.peers.expedite(url, now, EXPEDITE_GAP_MS));
+      onPeerAnnounced?.(url);
+      if (expedited) onPeerLearned?.(url);
+      return url;
     }
     const added = store.write(() => store.peers.addCandidates([url], 'announced', Date.now()));
     if (added > 0) {
       logger.info({ url }, 'announced peer recorded as candidate');
+      onPeerAnnounced?.(url);
       onPeerLearned?.(url);
     }
+    return url;
   }
 
   return router;

@@ -42,6 +42,8 @@ export interface HeldVersionKey {
 export interface ChangedCard {
   changedAt: number;
   canonical: string;
+  /** 'client', or the URL of the peer the version was pulled from (no echoes: PROTOCOL.md 1.2 section 6). */
+  receivedFrom: ReceivedFrom;
 }
 
 interface HeldVersion {
@@ -73,7 +75,8 @@ export class AgentRepository {
   private readonly deleteTags: Database.Statement<[number]>;
   private readonly insertTag: Database.Statement<[string, number]>;
   private readonly selectCard: Database.Statement<[string], { card: string; deleted: number }>;
-  private readonly selectChanges: Database.Statement<[number, number], [number, string]>;
+  private readonly selectChanges: Database.Statement<[number, number], [number, string, string]>;
+  private readonly disownSource: Database.Statement<[string]>;
   private readonly addLive: Database.Statement<[number]>;
   private readonly readLive: Database.Statement<[], number>;
   private readonly selectHeldMany: Database.Statement<[string], [string, number, string]>;
@@ -115,8 +118,9 @@ export class AgentRepository {
     this.insertTag = sqlite.prepare('INSERT OR IGNORE INTO agent_tags (tag, seq) VALUES (?, ?)');
     this.selectCard = sqlite.prepare('SELECT card, deleted FROM agents WHERE id = ?');
     this.selectChanges = sqlite
-      .prepare('SELECT changed_at, card FROM agents WHERE changed_at > ? ORDER BY changed_at LIMIT ?')
-      .raw(true) as unknown as Database.Statement<[number, number], [number, string]>;
+      .prepare('SELECT changed_at, card, received_from FROM agents WHERE changed_at > ? ORDER BY changed_at LIMIT ?')
+      .raw(true) as unknown as Database.Statement<[number, number], [number, string, string]>;
+    this.disownSource = sqlite.prepare(`UPDATE agents SET received_from = 'replaced:' || received_from WHERE received_from = ?`);
     // One statement for a whole page of ids: the JSON array is bound as one parameter, however many ids it holds.
     this.selectHeldMany = sqlite
       .prepare('SELECT id, updated_at, signature FROM agents WHERE id IN (SELECT value FROM json_each(?))')
@@ -185,7 +189,16 @@ export class AgentRepository {
 
   /** One indexed range read on changed_at: the cost follows the page, not the registry. */
   changesSince(since: number, limit: number): ChangedCard[] {
-    return this.selectChanges.all(since, limit).map(([changedAt, canonical]) => ({ changedAt, canonical }));
+    return this.selectChanges.all(since, limit).map(([changedAt, canonical, receivedFrom]) => ({ changedAt, canonical, receivedFrom }));
+  }
+
+  /**
+   * The database behind a peer URL was replaced (a new node id): the versions pulled from it no longer count as the
+   * new database's own, so they are sent back to it like any other (no echo is suppressed for a node that lacks
+   * them). Rare; costs a scan of the table. Inside a write transaction.
+   */
+  disownPeer(url: string): void {
+    this.disownSource.run(url);
   }
 
   receipt(id: string): AgentReceipt | undefined {

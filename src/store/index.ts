@@ -19,5 +19,6 @@ export {
   type PeerSuccess,
   type StampedPeer,
   type ScheduledPeer,
+  type FollowRow,
 } from './peers.js';
 export type { PeerSource } from './tables.js';

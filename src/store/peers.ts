@@ -20,6 +20,17 @@ export interface StampedPeer {
   url: string;
 }
 
+/** What the follow policy reads of a row (src/federation/follow-policy.ts). */
+export interface FollowRow {
+  url: string;
+  host: string;
+  source: PeerSource;
+  /** 1 when the peer has answered as a node (its row is stamped), else 0. */
+  verified: number;
+  failures: number;
+  next_attempt_at: number;
+}
+
 export interface ScheduledPeer {
   url: string;
   next_attempt_at: number;
@@ -55,6 +66,9 @@ export class PeerRepository {
   private readonly selectDue: Database.Statement<[number, number], PeerRow>;
   private readonly selectDueOrHealthy: Database.Statement<[number, number], PeerRow>;
   private readonly selectScheduleHead: Database.Statement<[number], ScheduledPeer>;
+  private readonly selectFollowRows: Database.Statement<[], FollowRow>;
+  private readonly markChecked: Database.Statement<[{ url: string; node_id: string }]>;
+  private readonly makeDue: Database.Statement<[{ url: string; now: number }]>;
 
   constructor(
     sqlite: Sqlite,
@@ -96,6 +110,15 @@ export class PeerRepository {
       'SELECT * FROM peers WHERE next_attempt_at <= ? OR (failures = 0 AND last_success_at IS NOT NULL) ORDER BY next_attempt_at, url LIMIT ?',
     );
     this.selectScheduleHead = sqlite.prepare('SELECT url, next_attempt_at FROM peers ORDER BY next_attempt_at, url LIMIT ?');
+    this.selectFollowRows = sqlite.prepare(
+      'SELECT url, host, source, changed_at IS NOT NULL AS verified, failures, next_attempt_at FROM peers ORDER BY url',
+    );
+    this.makeDue = sqlite.prepare('UPDATE peers SET next_attempt_at = @now WHERE url = @url AND failures = 0 AND next_attempt_at > @now');
+    // A check answered by another database than the one recorded: the mark means nothing there any more.
+    this.markChecked = sqlite.prepare(
+      `UPDATE peers SET high_water = CASE WHEN node_id IS NULL OR node_id = @node_id THEN high_water ELSE 0 END,
+         node_id = @node_id WHERE url = @url`,
+    );
         this.insertCandidate = sqlite.prepare('INSERT OR IGNORE INTO peers (url, source, added_at, host) VALUES (?, ?, ?, ?)');
     this.countRows = sqlite.prepare('SELECT count(*) AS n FROM peers');
     this.selectRow = sqlite.prepare('SELECT * FROM peers WHERE url = ?');
@@ -172,6 +195,25 @@ export class PeerRepository {
     this.markApplied.run({ url: success.url, node_id: success.nodeId, high_water: success.highWater });
     // The peer's own change stamp is given once, when it first proves itself, so pulls pass it on from then.
     if (this.selectRow.get(success.url)?.changed_at === null) this.stampVerified.run(this.clock.next(), success.url);
+  }
+
+  /**
+   * A check (a pull of nothing, PROTOCOL.md 1.2 section 7.1) answered as node `nodeId`: the peer counts as verified,
+   * and its mark resets when the node id changed. Inside a write transaction.
+   */
+  recordCheckAnswered(url: string, nodeId: string): void {
+    this.markChecked.run({ url, node_id: nodeId });
+    if (this.selectRow.get(url)?.changed_at === null) this.stampVerified.run(this.clock.next(), url);
+  }
+
+  /** A peer that is not failing is due now (it was just chosen to be followed). Inside a write transaction. */
+  dueNow(url: string, nowMs: number): void {
+    this.makeDue.run({ url, now: nowMs });
+  }
+
+  /** Every row as the follow policy reads it (at most MAX_PEER_ROWS). */
+  followRows(): FollowRow[] {
+    return this.selectFollowRows.all();
   }
 
   recordPullSucceeded(url: string, nowMs: number, nextAttemptAt: number): void {

@@ -10,12 +10,19 @@ function liveLink(peer: Peer): string {
   return typeof value === 'string' ? value : 'no';
 }
 
+/** Whether the node follows the peer (`followed`, 1.2): pulls its full stream, or only checks it now and then. */
+function followed(peer: Peer): string {
+  const value = peer['followed'];
+  return value === true ? 'followed' : value === false ? 'passive' : '—';
+}
+
 function peerRow(peer: Peer, withLive: boolean): HTMLElement {
   return h(
     'tr',
     {},
     h('th', { scope: 'row' }, h('code', {}, peer.url)),
     h('td', { 'data-label': 'Source' }, text(peer.source)),
+    h('td', { 'data-label': 'Following' }, followed(peer)),
     h('td', { 'data-label': 'Node id' }, peer.node_id ? h('code', { class: 'breakable' }, peer.node_id) : 'not yet seen'),
     h('td', { 'data-label': 'Last success' }, timeElement(peer.last_success_at)),
     h('td', { 'data-label': 'Failures', class: peer.failures > 0 ? 'warn' : undefined }, String(peer.failures)),
@@ -53,7 +60,7 @@ export function meshView(main: HTMLElement): View {
       table.replaceChildren(h('p', {}, 'This node has no peers yet: give it seeds (--seeds), or let other nodes pull from it.'));
       return;
     }
-    const headers = ['Peer', 'Source', 'Node id', 'Last success', 'Failures', ...(withLive ? ['Live link'] : []), 'Last error'];
+    const headers = ['Peer', 'Source', 'Following', 'Node id', 'Last success', 'Failures', ...(withLive ? ['Live link'] : []), 'Last error'];
     table.replaceChildren(
       h(
         'table',
