@@ -82,7 +82,11 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
       maxConnections: config.maxConnections || defaultMaxConnections(),
       headersTimeoutMs: 10_000,
       requestTimeoutMs: 30_000,
-      keepAliveTimeoutMs: 5_000,
+      // Longer than the idle time of clients' connection pools (Node's own agent keeps an idle socket 5 s, undici
+      // about 4 s), so that the client closes an idle connection first. With both at 5 s, a request sent as the node
+      // closed the socket got no answer at all ("socket hang up": issue 18, item 5). Idle sockets cost a descriptor
+      // each, and the connection cap bounds them.
+      keepAliveTimeoutMs: 65_000,
       maxRequestsPerSocket: 1_000,
     },
     logger.child({ subsystem: 'http' }),

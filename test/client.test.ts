@@ -327,3 +327,68 @@ describe('AgentMeshClient against nodes that misbehave', () => {
     assert.equal(new AgentMeshClient('http://node.example/base/').baseUrl, 'http://node.example/base');
   });
 });
+
+describe('every write gets an answer, or a close it can safely retry (issue 18, item 5)', () => {
+  const dir = tempDir();
+  after(() => dir.cleanup());
+
+  /** A raw TCP server that reads a request and closes the connection without a byte of answer, `drops` times, then answers as a node would. */
+  async function closingServer(drops: number): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+    const { createServer: createTcpServer } = await import('node:net');
+    let requests = 0;
+    const server = createTcpServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', (chunk) => {
+        requests++;
+        if (requests <= drops || !chunk.toString('latin1').includes('\r\n\r\n')) {
+          socket.destroy();
+          return;
+        }
+        const body = JSON.stringify({ id: 'did:agent:' + '0'.repeat(64), status: 'created' });
+        socket.end(`HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      requests: () => requests,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  }
+
+  it('the SDK sends a write again, once, when the connection closed before any answer (a signed card is stored once)', async () => {
+    const once = await closingServer(1);
+    const client = new AgentMeshClient(once.url);
+    const { card } = newAgent();
+    assert.deepEqual(await client.register(card), { id: 'did:agent:' + '0'.repeat(64), status: 'created' });
+    assert.equal(once.requests(), 2);
+    await client.close();
+    await once.close();
+    // A node that never answers is reported, after the one retry only.
+    const never = await closingServer(100);
+    const stubborn = new AgentMeshClient(never.url);
+    await assert.rejects(stubborn.register(card), NodeUnreachableError);
+    assert.equal(never.requests(), 2);
+    await stubborn.close();
+    await never.close();
+  });
+
+  it('the node keeps an idle connection longer than clients keep theirs (so the client closes first), and a resent card answers same', async () => {
+    const node = await startTestNode(dir.path);
+    try {
+      const res = await fetch(`${node.url}/health`);
+      await res.arrayBuffer();
+      // Node's own agent keeps an idle socket 5 s and undici about 4 s; the node's idle time-out must outlast both.
+      const advertised = Number(/timeout=(\d+)/.exec(res.headers.get('keep-alive') ?? '')?.[1]);
+      assert.ok(advertised > 5, `keep-alive timeout ${advertised} s`);
+      // A client that could not tell whether its write went through sends it again: the node answers same.
+      const { card } = newAgent();
+      const client = new AgentMeshClient(node.url);
+      assert.equal((await client.register(card)).status, 'created');
+      assert.equal((await client.register(card)).status, 'same');
+      await client.close();
+    } finally {
+      await node.stop();
+    }
+  });
+});

@@ -172,7 +172,7 @@ describe('connections', () => {
       return batch;
     };
     // Held pulls: a long poll at the head of the stream. A node that serves `wait` holds each unanswered; one that
-    // does not answers at once, and the client then asks again after 3 s, inside the 5 s keep-alive, like a follower
+    // does not answers at once, and the client then asks again after 3 s, inside the keep-alive, like a follower
     // on its schedule: the connection stays open either way.
     const pullRequest = `GET /federation/pull?since=${since}&wait=30000 HTTP/1.1\r\nHost: held\r\n\r\n`;
     const pulls = await opened(1500, () => pullRequest, (socket) => {

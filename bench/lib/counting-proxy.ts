@@ -14,6 +14,11 @@ export class CountingProxy {
   private readonly live = new Set<Socket>();
   private closedBytes = 0;
   private baseline = 0;
+  /** Bytes written to clients (answers, headers included) on sockets already closed, and the baseline of reset(). */
+  private closedServed = 0;
+  private servedBaseline = 0;
+  /** Pull requests (GET /federation/pull) forwarded since the last reset(). */
+  pulls = 0;
 
   private constructor(
     private readonly server: Server,
@@ -30,6 +35,7 @@ export class CountingProxy {
     const upstream = new Agent({ keepAlive: true, maxSockets: 64 });
     let self: CountingProxy | undefined;
     const server = createServer((req, res) => {
+      if (req.url?.startsWith('/federation/pull')) self!.pulls++;
       const headers: IncomingHttpHeaders = {};
       for (const [key, value] of Object.entries(req.headers)) {
         if (HOP_BY_HOP.has(key)) continue;
@@ -58,6 +64,7 @@ export class CountingProxy {
       socket.once('close', () => {
         self!.live.delete(socket);
         self!.closedBytes += socket.bytesRead + socket.bytesWritten;
+        self!.closedServed += socket.bytesWritten;
       });
     });
     // Long polls may be held for up to 30 s; nothing here should cut them first.
@@ -78,8 +85,17 @@ export class CountingProxy {
     return total - this.baseline;
   }
 
+  /** Bytes the node served through the proxy (its answers, headers included) since the last reset(). */
+  servedBytes(): number {
+    let total = this.closedServed;
+    for (const socket of this.live) total += socket.bytesWritten;
+    return total - this.servedBaseline;
+  }
+
   reset(): void {
     this.baseline += this.bytes();
+    this.servedBaseline += this.servedBytes();
+    this.pulls = 0;
   }
 
   async close(): Promise<void> {

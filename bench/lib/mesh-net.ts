@@ -29,6 +29,10 @@ export interface MeshOptions {
   hanging?: HostilePeer;
   /** Node 0 is also seeded with the last node: a ring (with two nodes, a pair that seeds each other). */
   ring?: boolean;
+  /** Node i (i > 0) is seeded with the node this returns (< i) instead of node i-1: another tree than the line. */
+  seedOf?: (i: number) => number;
+  /** More flags for every node. */
+  extraArgs?: string[];
 }
 
 export async function startMesh(options: MeshOptions): Promise<Mesh> {
@@ -36,9 +40,10 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
   const proxies = await Promise.all(ports.map((port) => CountingProxy.start(port)));
   const publicUrls = proxies.map((p) => p.url);
   const nodes = ports.map((port, i) => {
-    const seeds = i > 0 ? [publicUrls[i - 1]!] : options.ring && options.size > 1 ? [publicUrls[options.size - 1]!] : [];
+    const parent = options.seedOf ? options.seedOf(i) : i - 1;
+    const seeds = i > 0 ? [publicUrls[parent]!] : options.ring && options.size > 1 ? [publicUrls[options.size - 1]!] : [];
     if (i === options.hangingAt && options.hanging) seeds.push(options.hanging.url('hang'));
-    const args = ['--public-url', publicUrls[i]!, '--sync-interval-ms', String(options.intervalMs)];
+    const args = ['--public-url', publicUrls[i]!, '--sync-interval-ms', String(options.intervalMs), ...(options.extraArgs ?? [])];
     if (seeds.length > 0) args.push('--seeds', seeds.join(','));
     return startServe(`${options.name}-${i}`, port, join(options.dir, `${options.name}-${i}.db`), args);
   });

@@ -143,6 +143,12 @@ function checkServedCard(value: unknown, where: string): AgentCard {
   }
 }
 
+/** The connection closed or was reset before any answer came: nothing was answered, so the request may be sent again. */
+function closedBeforeAnswer(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
+}
+
 function describeTransportError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   if (error.name === 'TimeoutError') return 'the answer did not complete in time';
@@ -257,15 +263,22 @@ export class AgentMeshClient {
     }
     // bodyTimeout bounds each pause between chunks; this bounds the whole exchange, so a trickle cannot stall us.
     const signal = AbortSignal.timeout(this.options.headersTimeoutMs + this.options.bodyTimeoutMs);
-    let status: number;
-    let text: string;
-    try {
-      const response = await request(this.baseUrl + path, { method, headers, body: payload, dispatcher: this.dispatcher, signal });
-      status = response.statusCode;
-      text = await this.readBounded(response.body);
-    } catch (error) {
-      if (error instanceof AgentMeshError) throw error;
-      throw new NodeUnreachableError(`${method} ${this.baseUrl}${path}: ${describeTransportError(error)}`, { cause: error });
+    let status = 0;
+    let text = '';
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const response = await request(this.baseUrl + path, { method, headers, body: payload, dispatcher: this.dispatcher, signal });
+        status = response.statusCode;
+        text = await this.readBounded(response.body);
+        break;
+      } catch (error) {
+        if (error instanceof AgentMeshError) throw error;
+        // A kept-alive connection the node closed as the request went out (its idle time-out) gives no answer at
+        // all. Every request of the API is safe to send again: reads are reads, and a write carries a signed card,
+        // which a node stores once (a second POST of it answers 200 `same`). So once, on a fresh connection.
+        if (attempt === 1 && closedBeforeAnswer(error) && !signal.aborted) continue;
+        throw new NodeUnreachableError(`${method} ${this.baseUrl}${path}: ${describeTransportError(error)}`, { cause: error });
+      }
     }
     let json: unknown;
     let parsedJson = true;
