@@ -17,6 +17,7 @@ import { isMain, log, median, percentile, printResult, target, type BenchResult,
 import { startMesh, type Mesh } from './lib/mesh-net.js';
 import { changeLatencies, freshCards } from './lib/mesh-phases.js';
 import { cpuMicros, hwmMiB, liveAgents, register, sleep } from './lib/processes.js';
+import { seededRandom } from '../src/federation/seeded-random.js';
 
 export interface ScaleOptions {
   sizes: number[];
@@ -50,17 +51,6 @@ export function scaleOptions(argv: string[]): ScaleOptions {
   };
 }
 
-/** mulberry32: the same tree for the same seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Every node's live count, until all reach `expected` or the cap passes; the ms it took, or undefined. */
 async function converge(mesh: Mesh, expected: number, capMs: number, started: number): Promise<number | undefined> {
@@ -77,13 +67,26 @@ async function converge(mesh: Mesh, expected: number, capMs: number, started: nu
   return undefined;
 }
 
+/** Polls every node's peer table until every row has a node_id (verified); the ms it took, or undefined at the cap. */
+async function everyRowVerified(mesh: Mesh, capMs: number): Promise<number | undefined> {
+  const started = performance.now();
+  while (performance.now() - started < capMs) {
+    const tables = await Promise.all(
+      mesh.nodes.map(async (n) => ((await (await fetch(`${n.url}/federation/peers`)).json()) as { peers: Array<{ node_id: unknown }> }).peers),
+    );
+    if (tables.every((rows) => rows.length >= mesh.nodes.length - 1 && rows.every((row) => typeof row.node_id === 'string'))) return performance.now() - started;
+    await sleep(1000);
+  }
+  return undefined;
+}
+
 interface Figures {
   figures: Record<string, number>;
   targets: Target[];
 }
 
 async function measure(size: number, intervalMs: number, options: ScaleOptions, dir: string): Promise<Figures> {
-  const random = prng(options.seed * 1000 + size);
+  const random = seededRandom(options.seed * 1000 + size);
   const label = `${size} nodes, interval ${intervalMs} ms`;
   const extraArgs = options.follow !== undefined ? ['--follow', String(options.follow)] : [];
   const mesh = await startMesh({ name: `n${size}-i${intervalMs}`, size, intervalMs, dir, seedOf: (i) => Math.floor(random() * i), extraArgs });
@@ -94,8 +97,11 @@ async function measure(size: number, intervalMs: number, options: ScaleOptions, 
     const formStart = performance.now();
     await register(mesh.nodes[0]!.url, first);
     const formed = await converge(mesh, 1, 8 * intervalMs + 60_000, formStart);
+    // ... and every node has checked every row of its table (passive checks verify rows at a few a minute; each
+    // verified row is a change of the node's stream, which its followers pull): capped at 5 minutes.
+    const verifiedAll = await everyRowVerified(mesh, 300_000);
     await sleep(Math.min(3 * intervalMs, 120_000));
-    log('mesh-scale', `${label}: formed (first card everywhere in ${formed === undefined ? 'never' : Math.round(formed) + ' ms'})`);
+    log('mesh-scale', `${label}: formed (first card everywhere in ${formed === undefined ? 'never' : Math.round(formed) + ' ms'}; every row verified ${verifiedAll === undefined ? 'not within 5 min' : `in ${Math.round(verifiedAll / 1000)} s`})`);
 
     // Idle: a quiet minute (or two intervals, if longer).
     const idleMs = Math.max(60_000, 2 * intervalMs);

@@ -5,6 +5,7 @@ import { compareVersions, timestampToMs } from '../src/card/index.js';
 import { signCard, signTombstone, type AgentKeyPair, type SignedCard } from '../src/client/index.js';
 import type { RunningNode } from '../src/node.js';
 import { eventually, freePort, getJson, heldVersions, newAgent, postJson, startTestNode, tempDir } from './helpers/index.js';
+import { seededRandom } from '../src/federation/seeded-random.js';
 
 const dir = tempDir();
 const running = new Set<RunningNode>();
@@ -13,17 +14,6 @@ after(async () => {
   dir.cleanup();
 });
 
-/** A small seeded PRNG (mulberry32), so a failing mesh can be run again as it was. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface MeshMember {
   name: string;
@@ -62,7 +52,7 @@ async function post(node: RunningNode, card: SignedCard): Promise<void> {
 describe('convergence', () => {
   it('a random 6-node mesh under random registration order and node restarts ends with the same set everywhere', async () => {
     const seed = Number(process.env.MESH_SEED ?? Date.now() % 1_000_000);
-    const random = prng(seed);
+    const random = seededRandom(seed);
     const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)]!;
     const members: MeshMember[] = [];
     for (let i = 0; i < 6; i++) members.push({ name: `n${i}`, port: await freePort(), seeds: [], node: null });

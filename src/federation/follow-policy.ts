@@ -102,8 +102,8 @@ export function chooseFollowed(current: ReadonlySet<string> | readonly string[],
     (p) => p.seed && p.due,
     (p) => p.due,
   ];
-  // A follow-back: a member that came in as one, or a newcomer (not a seed) that follows us.
-  const followBack = (p: PeerFacts) => (members.has(p.url) ? p.addedAsFollower : p.followsUs && !p.seed);
+  // A follow-back: a member that came in as one and still follows us, or a newcomer (not a seed) that follows us.
+  const followBack = (p: PeerFacts) => p.followsUs && (members.has(p.url) ? p.addedAsFollower : !p.seed);
   const followBackRoom = maxFollowBacks(params);
   let followBacks = 0;
   for (const inGroup of groups) {

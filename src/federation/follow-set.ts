@@ -22,6 +22,9 @@ export interface FollowSetOptions {
   random?: Random;
 }
 
+/** A follower not yet followed makes the set be chosen again this soon (at most once per such delay). */
+const ANNOUNCED_REFRESH_DELAY_MS = 100;
+
 /**
  * The node's side of following (PROTOCOL.md 1.2 section 7.1): the active set chosen by the pure policy
  * (follow-policy.ts) from the peer table, the peers that follow us (their announcements), and the passive checks,
@@ -42,6 +45,7 @@ export class FollowSet {
   /** Chooses again now and then: reciprocity is a matter of time (dropForReciprocity). */
   private maintenance: NodeJS.Timeout | null = null;
   private checking: Promise<unknown> | null = null;
+  private refreshSoon: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: FollowSetOptions) {
     this.random = options.random ?? Math.random;
@@ -85,7 +89,13 @@ export class FollowSet {
   announced(url: string): void {
     this.followers.set(url, Date.now());
     if (this.followers.size > 2 * 1000) this.forgetOldFollowers();
-    if (followsBack(this.followed, url)) this.refresh();
+    if (!followsBack(this.followed, url) || this.refreshSoon) return;
+    // Coalesced: announcements come with every pull, and strangers may pull often; choosing reads the whole table.
+    this.refreshSoon = setTimeout(() => {
+      this.refreshSoon = null;
+      if (!this.options.lifetime.aborted) this.refresh();
+    }, ANNOUNCED_REFRESH_DELAY_MS);
+    this.refreshSoon.unref();
   }
 
   /** Starts the passive checks (none when the rate is 0). */
@@ -99,6 +109,7 @@ export class FollowSet {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     if (this.maintenance) clearInterval(this.maintenance);
+    if (this.refreshSoon) clearTimeout(this.refreshSoon);
     this.timer = null;
     this.maintenance = null;
     await this.checking;
