@@ -1,3 +1,4 @@
+import type { FeedSettings } from './federation/pull-feed.js';
 import { once } from 'node:events';
 import { STATUS_CODES, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -37,7 +38,7 @@ export type SyncTuning = Omit<SyncOptions, 'store' | 'logger' | 'seeds' | 'publi
   /** false: no background rounds; the caller drives them with worker.runRound() (tests that count what a round did). */
   backgroundSync?: boolean;
   /** Caps of pull serving (held long polls, unread answer bytes, stall timeout); defaults in DEFAULT_PULL_SERVING. */
-  pullServing?: Partial<PullServingTuning>;
+  pullServing?: Partial<PullServingTuning> & { feed?: Partial<FeedSettings> };
   /** Resolves peer host names for the address policy; the system resolver unless a test injects one. */
   peerLookup?: AddressLookup;
 };

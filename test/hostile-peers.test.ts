@@ -123,7 +123,7 @@ describe('a bad response fails the pull, applies nothing, and backs the peer off
       const timer = setInterval(() => res.write(chunk.repeat(50)), 1);
       res.on('close', () => clearInterval(timer));
     });
-    const node = await follower([peer.url], { limits: { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 20_000, maxResponseBytes: 512 * 1024 } });
+    const node = await follower([peer.url], { limits: { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 20_000, maxResponseBytes: 512 * 1024, feedLineTimeoutMs: 45_000 } });
     const [report] = await node.worker.runRound();
     assert.equal(report!.ok, false);
     assertFailedWithoutApplying(node, peer.url, /exceeds 524288 bytes/);
@@ -131,7 +131,7 @@ describe('a bad response fails the pull, applies nothing, and backs the peer off
 });
 
 describe('time-outs', () => {
-  const limits = { connectTimeoutMs: 500, headersTimeoutMs: 500, bodyTimeoutMs: 500, maxResponseBytes: 1024 * 1024 };
+  const limits = { connectTimeoutMs: 500, headersTimeoutMs: 500, bodyTimeoutMs: 500, maxResponseBytes: 1024 * 1024, feedLineTimeoutMs: 1_000 };
 
   it('a peer that never answers fails the pull at the header time-out', async () => {
     const peer = await hostilePeer(() => {});

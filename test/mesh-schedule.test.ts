@@ -108,7 +108,7 @@ describe('each peer on its own schedule', () => {
     const middle = await node({ seeds: far.url }, false);
     await middle.worker.runRound();
     const follower = await node({ seeds: middle.url, syncIntervalMs: '3600000' });
-    await eventually(() => heldVersions(follower).has(atFar) && follower.store.peers.get(far.url)?.successes === 1, 15_000, 'far to be pulled');
+    await eventually(() => heldVersions(follower).has(atFar) && (follower.store.peers.get(far.url)?.successes ?? 0) >= 1, 15_000, 'far to be pulled');
     assert.equal(follower.store.peers.get(far.url)!.source, 'discovered');
   });
 

@@ -122,7 +122,8 @@ export class LiveLinks {
       const waitMs = Math.min(this.honoured.get(url) ?? 0, MAX_FOLLOWER_WAIT_MS);
       if (!row || waitMs <= 0) return;
       const started = Date.now();
-      const outcome = await puller.pull(row, link.end.signal, waitMs);
+      // A continuous feed (1.2 section 6.1), or a held pull where the peer answers the 1.1 way.
+      const outcome = await puller.follow(row, link.end.signal, waitMs);
       if (!outcome) return; // stopping, or no longer followed
       this.learnWait(outcome);
       if (!outcome.report.ok) {

@@ -9,8 +9,10 @@ export interface PullLimits {
   connectTimeoutMs: number;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
-  /** Applies to the bytes received and, for a gzip answer, to the decoded bytes too (section 6). */
+  /** Applies to the bytes received and, for a gzip answer, to the decoded bytes too (section 6); to each line of a feed. */
   maxResponseBytes: number;
+  /** A continuous feed must bring a whole line this often (its heartbeat is 15 s; 1.2 section 6.1). */
+  feedLineTimeoutMs: number;
 }
 
 export const DEFAULT_PULL_LIMITS: PullLimits = {
@@ -18,6 +20,7 @@ export const DEFAULT_PULL_LIMITS: PullLimits = {
   headersTimeoutMs: 10_000,
   bodyTimeoutMs: 30_000,
   maxResponseBytes: 32 * 1024 * 1024,
+  feedLineTimeoutMs: 45_000,
 };
 
 /** The longest wait a follower asks for, whatever a peer says it honours (below the 30 s serving bound). */
@@ -50,6 +53,19 @@ export const pageSchema = z.object({
 });
 
 export type PulledPage = z.infer<typeof pageSchema>;
+
+/** A later line of a continuous feed (1.2 section 6.1): what changes from page to page; the first line said the rest. */
+export const continuationSchema = z.object({
+  agents: z.array(z.unknown()),
+  peers: z.array(z.unknown()).optional(),
+  next_since: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  has_more: z.boolean().optional(),
+});
+
+/** How a feed request was answered: `feed` when it was a continuous feed (every line handed on), or one plain page. */
+export type FeedAnswer = { kind: 'feed'; lines: number } | { kind: 'page'; page: PulledPage };
+
+
 
 export interface PullIdentity {
   nodeId: string;
@@ -104,15 +120,99 @@ export class PeerClient {
     }
   }
 
-  private async fetchPageOnce(peerUrl: string, since: number, limit: number, lifetime: AbortSignal, options: FetchOptions): Promise<PulledPage> {
+  /**
+   * Opens a continuous feed (PROTOCOL.md 1.2 section 6.1) and hands each page it sends to onPage, one after another
+   * (the next line is read once onPage resolved). A 1.1 peer answers the same request as a long poll: that one page
+   * is returned instead. Each line is bounded in bytes, and a whole line must come every feedLineTimeoutMs:
+   * a feed silent or dripping for longer is dead, and the link falls back to its schedule.
+   */
+  async openFeed(
+    peerUrl: string,
+    since: number,
+    limit: number,
+    lifetime: AbortSignal,
+    options: FetchOptions,
+    onPage: (page: PulledPage) => Promise<void>,
+  ): Promise<FeedAnswer> {
     const waitMs = Math.max(0, Math.min(options.waitMs ?? 0, MAX_FOLLOWER_WAIT_MS));
-    const url = `${peerUrl}/federation/pull?since=${since}&limit=${limit}` + (waitMs > 0 ? `&wait=${waitMs}` : '');
+    const url = `${peerUrl}/federation/pull?since=${since}&limit=${limit}&feed=continuous&wait=${waitMs}`;
+    const feed = new AbortController();
+    const onLifetimeAbort = () => feed.abort(lifetime.reason);
+    if (lifetime.aborted) throw lifetime.reason;
+    lifetime.addEventListener('abort', onLifetimeAbort, { once: true });
+    let lineTimer: NodeJS.Timeout | undefined;
+    const armLineTimer = (ms: number) => {
+      clearTimeout(lineTimer);
+      lineTimer = setTimeout(() => feed.abort(new DOMException('the feed sent no whole line in time', 'TimeoutError')), ms);
+    };
+    // Until the status line: as a held pull (a 1.1 peer holds it up to the wait).
+    armLineTimer(this.limits.headersTimeoutMs + this.limits.bodyTimeoutMs + waitMs);
+    try {
+      const response = await request(url, {
+        method: 'GET',
+        headers: this.headers(options, 'application/x-ndjson, application/json'),
+        dispatcher: options.seed ? this.dispatcher : this.learnedDispatcher,
+        signal: feed.signal,
+        headersTimeout: this.limits.headersTimeoutMs + waitMs,
+        bodyTimeout: Math.max(this.limits.feedLineTimeoutMs, this.limits.bodyTimeoutMs + waitMs),
+      });
+      if (response.statusCode !== 200) {
+        await response.body.dump({ limit: 64 * 1024 }).catch(() => {});
+        throw new PullFailure(`answered HTTP ${response.statusCode}`);
+      }
+      const type = String(response.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      const encoding = String(response.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+      if (type !== 'application/x-ndjson') {
+        // A 1.1 peer: one page, as a held pull gets it.
+        let text: string;
+        if (encoding === 'gzip') text = await this.readGzipBounded(response.body);
+        else if (encoding === 'identity' || encoding === '') text = await this.readBounded(response.body);
+        else {
+          response.body.destroy();
+          throw new PullFailure(`answered with an unsupported content-encoding: ${encoding.slice(0, 40)}`);
+        }
+        return { kind: 'page', page: parsePage(text, limit) };
+      }
+      if (encoding !== 'identity' && encoding !== '') {
+        response.body.destroy();
+        throw new PullFailure('a feed must not be compressed');
+      }
+      armLineTimer(this.limits.feedLineTimeoutMs);
+      let first: PulledPage | undefined;
+      const lines = await readLines(response.body, this.limits.maxResponseBytes, async (text) => {
+        armLineTimer(this.limits.feedLineTimeoutMs);
+        const page = first === undefined ? parsePage(text, limit) : parseContinuation(text, limit, first);
+        first ??= page;
+        await onPage(page);
+        // Applying a page may take a while (verification): the time a line may take starts after it.
+        armLineTimer(this.limits.feedLineTimeoutMs);
+      });
+      return { kind: 'feed', lines };
+    } catch (error) {
+      if (lifetime.aborted) throw error;
+      if (error instanceof PullFailure) throw error;
+      const code = (error as { code?: unknown }).code;
+      throw new PullFailure(describeTransportError(feed.signal.reason ?? error), code === 'UND_ERR_SOCKET' || code === 'ECONNRESET');
+    } finally {
+      clearTimeout(lineTimer);
+      lifetime.removeEventListener('abort', onLifetimeAbort);
+    }
+  }
+
+  private headers(options: FetchOptions, accept: string): Record<string, string> {
     const headers: Record<string, string> = {
-      accept: 'application/json',
+      accept,
       'accept-encoding': 'gzip',
       'x-agentmesh-node-id': this.identity.nodeId,
     };
     if (this.identity.publicUrl && options.announce !== false) headers['x-agentmesh-node-url'] = this.identity.publicUrl;
+    return headers;
+  }
+
+  private async fetchPageOnce(peerUrl: string, since: number, limit: number, lifetime: AbortSignal, options: FetchOptions): Promise<PulledPage> {
+    const waitMs = Math.max(0, Math.min(options.waitMs ?? 0, MAX_FOLLOWER_WAIT_MS));
+    const url = `${peerUrl}/federation/pull?since=${since}&limit=${limit}` + (waitMs > 0 ? `&wait=${waitMs}` : '');
+    const headers = this.headers(options, 'application/json');
     // One controller per pull, released when the pull ends: AbortSignal.any([lifetime, ...]) would leave an entry
     // in the lifetime signal's dependants for every pull on Node 20 (nodejs/node#55351).
     const pull = new AbortController();
@@ -229,6 +329,56 @@ function parsePage(text: string, limit: number): PulledPage {
   }
   if (parsed.data.agents.length > limit) throw new PullFailure(`the page holds more than the ${limit} cards asked for`);
   return parsed.data;
+}
+
+/** A later line, read as the page it continues: the identity and the times of the feed's first line. */
+function parseContinuation(text: string, limit: number, first: PulledPage): PulledPage {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new PullFailure('a feed line is not JSON');
+  }
+  const parsed = continuationSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new PullFailure(`a feed line is not a page: ${issue?.path.join('.') || 'line'}: ${issue?.message ?? ''}`);
+  }
+  if (parsed.data.agents.length > limit) throw new PullFailure(`a feed line holds more than the ${limit} cards asked for`);
+  return { ...first, agents: parsed.data.agents, peers: parsed.data.peers ?? [], next_since: parsed.data.next_since, has_more: parsed.data.has_more ?? false };
+}
+
+/**
+ * Splits a body into lines ("\n"; blank lines skipped) and hands each to onLine, waiting for it before reading on.
+ * A line longer than maxLineBytes fails the feed; so does a body that ends inside a line. Returns the lines read.
+ */
+async function readLines(body: AsyncIterable<Buffer>, maxLineBytes: number, onLine: (text: string) => Promise<void>): Promise<number> {
+  let parts: Buffer[] = [];
+  let partBytes = 0;
+  let lines = 0;
+  for await (const chunk of body) {
+    let start = 0;
+    for (;;) {
+      const end = chunk.indexOf(0x0a, start);
+      const piece = chunk.subarray(start, end < 0 ? chunk.length : end);
+      partBytes += piece.length;
+      if (partBytes > maxLineBytes) throw new PullFailure(`a feed line exceeds ${maxLineBytes} bytes`);
+      if (end < 0) {
+        if (piece.length > 0) parts.push(piece);
+        break;
+      }
+      const line = parts.length === 0 ? piece : Buffer.concat([...parts, piece], partBytes);
+      parts = [];
+      partBytes = 0;
+      start = end + 1;
+      const text = line.toString('utf8');
+      if (text.trim() === '') continue;
+      lines++;
+      await onLine(text);
+    }
+  }
+  if (partBytes > 0) throw new PullFailure('the feed ended inside a line');
+  return lines;
 }
 
 function describeTransportError(error: unknown): string {

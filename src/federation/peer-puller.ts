@@ -1,11 +1,9 @@
 import type { Logger } from 'pino';
 import type { RejectionCode } from '../card/index.js';
 import type { PeerRow, Store } from '../store/index.js';
-import { claimedIds, skipCardsThatCannotWin } from './cannot-win.js';
+import { PageApplier, type PreparedPage, type PullState } from './page-applier.js';
 import { PeerClient, PullFailure, type PulledPage } from './peer-client.js';
-import { normalizePeerUrl } from './peer-url.js';
-import { MAX_PEERS_PER_PAGE } from './pull.js';
-import type { CardVerifier, VerifiedBatch } from './verifier.js';
+import type { CardVerifier } from './verifier.js';
 
 /** What one pull of one peer did: the per-peer log line (and what metrics read). */
 export interface PeerReport {
@@ -49,15 +47,6 @@ export interface PeerPullerOptions {
   onPeersLearned?: () => void;
 }
 
-interface PreparedPage {
-  page: PulledPage;
-  skipped: number;
-  verified: Promise<VerifiedBatch>;
-}
-
-function addCounts(into: Partial<Record<RejectionCode, number>>, from: Partial<Record<RejectionCode, number>>): void {
-  for (const [code, n] of Object.entries(from) as Array<[RejectionCode, number]>) into[code] = (into[code] ?? 0) + n;
-}
 
 /**
  * Pulls one peer (PROTOCOL.md section 7): fetch a page, skip the cards that cannot win, verify the rest outside any
@@ -69,10 +58,27 @@ function addCounts(into: Partial<Record<RejectionCode, number>>, from: Partial<R
 const FIRST_BACKOFF_MS = 1_000;
 
 export class PeerPuller {
-  constructor(private readonly options: PeerPullerOptions) {}
+  private readonly pages: PageApplier;
+
+  constructor(private readonly options: PeerPullerOptions) {
+    this.pages = new PageApplier(options);
+  }
 
   /** Returns null when the pull was abandoned because the node is stopping: the peer did nothing wrong. */
-  async pull(peer: PeerRow, signal: AbortSignal, waitMs = 0): Promise<PullOutcome | null> {
+  pull(peer: PeerRow, signal: AbortSignal, waitMs = 0): Promise<PullOutcome | null> {
+    return this.run(peer, signal, (report) => this.pullPages(peer, report, signal, waitMs));
+  }
+
+  /**
+   * Follows a peer's continuous feed (PROTOCOL.md 1.2 section 6.1) until it ends: each line is applied as a page, as
+   * it comes. A 1.1 peer answers with one held page instead, and the pull goes on as pull() would. Returns null when
+   * abandoned (the node stops, or the peer is no longer followed).
+   */
+  follow(peer: PeerRow, signal: AbortSignal, waitMs: number): Promise<PullOutcome | null> {
+    return this.run(peer, signal, (report) => this.followFeed(peer, report, signal, waitMs));
+  }
+
+  private async run(peer: PeerRow, signal: AbortSignal, body: (report: PeerReport) => Promise<number>): Promise<PullOutcome | null> {
     const { store, logger } = this.options;
     const started = Date.now();
     const report: PeerReport = {
@@ -81,7 +87,7 @@ export class PeerPuller {
     };
     let waitMaxMs = 0;
     try {
-      waitMaxMs = await this.pullPages(peer, report, signal, waitMs);
+      waitMaxMs = await body(report);
       report.ok = true;
       const ended = Date.now();
       const next = ended + Math.round(this.options.intervalMs * (0.8 + Math.random() * 0.4));
@@ -151,14 +157,13 @@ export class PeerPuller {
     if (!row) logger.info({ peer: url, failures }, 'candidate peer never answered: dropped');
   }
 
-  /** Returns the last page's wait_max_ms. */
-  private async pullPages(peer: PeerRow, report: PeerReport, signal: AbortSignal, waitMs: number): Promise<number> {
-    const { store, maxPagesPerPull } = this.options;
-    let since = peer.high_water;
-    let knownNodeId = peer.node_id;
+  /** Returns the last page's wait_max_ms. A first page already fetched (a feed answered as a long poll) goes first. */
+  private async pullPages(peer: PeerRow, report: PeerReport, signal: AbortSignal, waitMs: number, firstPage?: PulledPage): Promise<number> {
+    const { maxPagesPerPull } = this.options;
+    const state: PullState = { since: peer.high_water, knownNodeId: peer.node_id };
     let waitMaxMs = 0;
     // The next page, fetched (and handed to the verifier) while this one is verified and applied: see prepare.
-    let ahead: Promise<PreparedPage> | null = null;
+    let ahead: Promise<PreparedPage> | null = firstPage ? Promise.resolve(this.pages.prepare(firstPage)) : null;
     // Only the first request of a pull may be held: once a page has come, the rest is already there.
     let wait = waitMs;
     while (report.pages < maxPagesPerPull) {
@@ -167,76 +172,66 @@ export class PeerPuller {
         prepared = await ahead;
         ahead = null;
       } else {
-        const page = await this.options.client.fetchPage(peer.url, since, this.options.pageLimit, signal, { waitMs: wait, seed: peer.source === 'seed' });
-        prepared = this.prepare(page);
+        const page = await this.options.client.fetchPage(peer.url, state.since, this.options.pageLimit, signal, { waitMs: wait, seed: peer.source === 'seed' });
+        prepared = this.pages.prepare(page);
       }
       wait = 0;
       const { page } = prepared;
       waitMaxMs = page.wait_max_ms ?? 0;
-      if (page.node_id === store.nodeId) {
-        if (peer.source !== 'seed') store.write(() => store.peers.remove(peer.url));
-        throw new PullFailure('this peer is this node itself');
-      }
-      if (knownNodeId !== null && page.node_id !== knownNodeId) {
-        // A new node id means a new database behind the URL: its stamps mean nothing against our mark.
-        this.options.logger.warn({ peer: peer.url, was: knownNodeId, now: page.node_id }, 'peer database changed: pulling again from 0');
-        // What it sent before is no longer its own: the new database gets it back (no echo filter applies).
-        store.write(() => store.agents.disownPeer(peer.url));
-        knownNodeId = page.node_id;
-        if (since !== 0) {
-          since = 0;
-          continue;
-        }
-      }
-      knownNodeId = page.node_id;
-      if (page.next_since < since) throw new PullFailure(`next_since ${page.next_since} is behind since ${since}`);
-      // A page may hold peer rows only (PROTOCOL.md 1.1 section 6: one stream); what must hold is progress.
-      if (page.has_more && page.next_since <= since) throw new PullFailure('has_more without next_since moving past since');
-
+      if (this.pages.checkPage(peer, page, state) === 'restart') continue;
       if (page.has_more && report.pages + 1 < maxPagesPerPull) {
         ahead = this.fetchAhead(peer, page.next_since, signal);
         // Its failure surfaces when it is awaited; if this page fails first, it is dropped unapplied.
         ahead.catch(() => {});
       }
-      const batch = await prepared.verified;
-      if (signal.aborted) throw signal.reason;
-      const learned = this.peerCandidates(page, peer.url);
-      const counts = store.write(() => {
-        let applied = 0;
-        for (const card of batch.verified) {
-          const outcome = store.agents.putWithinTransaction(card, peer.url);
-          if (outcome.status === 'created' || outcome.status === 'updated') applied++;
-        }
-        // The peer is marked verified first: in a full table, the URLs it taught must not take its own place.
-        store.peers.recordPageApplied({ url: peer.url, nodeId: page.node_id, highWater: page.next_since });
-        const added = store.peers.addCandidates(learned, 'discovered', Date.now());
-        return { applied, added };
-      });
-      report.pages++;
-      report.received += page.agents.length;
-      report.skipped += prepared.skipped;
-      report.applied += counts.applied;
-      report.unchanged += batch.verified.length - counts.applied;
-      report.peersLearned += counts.added;
-      if (counts.added > 0) this.options.onPeersLearned?.();
-      addCounts(report.rejected, batch.rejected);
-      report.highWater = since = page.next_since;
+      await this.pages.applyPrepared(peer, prepared, state, report, signal);
       if (!page.has_more) break;
     }
     return waitMaxMs;
   }
 
-  /**
-   * Skips the cards that cannot win over what is held now (one query for the page), and hands the rest to the
-   * verifier at once. A page prepared ahead is checked against what was held before the current page committed:
-   * it may then verify a card it could have skipped, never the reverse.
-   */
-  private prepare(page: PulledPage): PreparedPage {
-    const held = this.options.store.agents.heldVersions(claimedIds(page.agents));
-    const { toVerify, skipped } = skipCardsThatCannotWin(page.agents, held);
-    const verified = this.options.verifier.verify(toVerify, Date.now(), this.options.maxClockSkewMs);
-    verified.catch(() => {}); // awaited by the loop, or dropped with the page
-    return { page, skipped, verified };
+  /** Returns the feed's wait_max_ms (of its first line). */
+  private async followFeed(peer: PeerRow, report: PeerReport, signal: AbortSignal, waitMs: number): Promise<number> {
+    const state: PullState = { since: peer.high_water, knownNodeId: peer.node_id };
+    let waitMaxMs = 0;
+    for (;;) {
+      let restart = false;
+      const answer = await this.options.client
+        .openFeed(peer.url, state.since, this.options.pageLimit, signal, { waitMs, seed: peer.source === 'seed' }, async (page) => {
+          const prepared = this.pages.prepare(page);
+          if (report.pages === 0) waitMaxMs = page.wait_max_ms ?? 0;
+          if (this.pages.checkPage(peer, page, state) === 'restart') {
+            restart = true;
+            throw new PullFailure('restart from 0');
+          }
+          const before = { ...report, rejected: { ...report.rejected } };
+          await this.pages.applyPrepared(peer, prepared, state, report, signal, true);
+          if (report.received > before.received || report.peersLearned > before.peersLearned) this.reportLine(peer.url, before, report);
+        })
+        .catch((error: unknown) => {
+          if (restart) return null;
+          throw error;
+        });
+      if (answer === null) continue; // a new database behind the URL: its feed again, from 0
+      if (answer.kind === 'page') return this.pullPages(peer, report, signal, 0, answer.page);
+      return waitMaxMs;
+    }
+  }
+
+  /** A feed line that brought something: logged and told (metrics) as a pull of its own, like a held pull's answer. */
+  private reportLine(url: string, before: PeerReport, after: PeerReport): void {
+    const rejected: Partial<Record<RejectionCode, number>> = {};
+    for (const [code, n] of Object.entries(after.rejected) as Array<[RejectionCode, number]>) {
+      const delta = n - (before.rejected[code] ?? 0);
+      if (delta > 0) rejected[code] = delta;
+    }
+    const line: PeerReport = {
+      peer: url, ok: true, pages: 1, received: after.received - before.received, applied: after.applied - before.applied,
+      unchanged: after.unchanged - before.unchanged, skipped: after.skipped - before.skipped, rejected,
+      peersLearned: after.peersLearned - before.peersLearned, highWater: after.highWater, durationMs: 0,
+    };
+    this.options.logger.info(line, 'peer synced (feed)');
+    this.options.onReport?.(line);
   }
 
   /**
@@ -246,16 +241,7 @@ export class PeerPuller {
    */
   private async fetchAhead(peer: PeerRow, since: number, signal: AbortSignal): Promise<PreparedPage> {
     const seed = peer.source === 'seed';
-    return this.prepare(await this.options.client.fetchPage(peer.url, since, this.options.pageLimit, signal, { seed }));
+    return this.pages.prepare(await this.options.client.fetchPage(peer.url, since, this.options.pageLimit, signal, { seed }));
   }
 
-  /** The first 100 entries of a page's peer list that pass the URL policy, less ourselves and the peer itself. */
-  private peerCandidates(page: PulledPage, from: string): string[] {
-    const urls = new Set<string>();
-    for (const entry of page.peers.slice(0, MAX_PEERS_PER_PAGE)) {
-      const url = normalizePeerUrl(entry);
-      if (url !== null && url !== from && url !== this.options.publicUrl) urls.add(url);
-    }
-    return [...urls];
-  }
 }

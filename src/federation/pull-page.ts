@@ -88,7 +88,7 @@ export interface PageText {
  * its exact size: joining 1,000 cards into one string and encoding that cost about 4 times the SQLite read of the
  * page (see BENCHMARKS.md, serving).
  */
-export function pageText(page: PageContent, { nodeId, publicUrl, waitMaxMs, nowMs }: PageEnvelope): PageText {
+export function pageText(page: PageContent, { nodeId, publicUrl, waitMaxMs, nowMs }: PageEnvelope, suffix = ''): PageText {
   const urls: string[] = publicUrl === undefined ? [] : [publicUrl];
   // A row for our own URL (learned back from a peer) is still part of the range; it is simply not listed twice.
   for (const peer of page.peers) if (peer.url !== publicUrl) urls.push(peer.url);
@@ -96,8 +96,24 @@ export function pageText(page: PageContent, { nodeId, publicUrl, waitMaxMs, nowM
   const tail =
     `],"peers":${JSON.stringify(urls)},"next_since":${page.nextSince},"has_more":${page.hasMore},` +
     `"timestamp":${nowMs / 1000},"wait_max_ms":${waitMaxMs}}`;
-  const { cards } = page;
-  let size = Buffer.byteLength(head) + Buffer.byteLength(tail) + Math.max(0, cards.length - 1);
+  return joined(head, page.cards, tail, suffix);
+}
+
+/**
+ * A later line of a continuous feed (PROTOCOL.md 1.2 section 6.1): the members that change from page to page only.
+ * `peers` appears when the range holds peer rows, `has_more` when it is true; the first line said the rest.
+ */
+export function continuationText(page: PageContent, publicUrl: string | undefined, suffix = ''): PageText {
+  const urls = page.peers.filter((peer) => peer.url !== publicUrl).map((peer) => peer.url);
+  const tail =
+    `]${urls.length > 0 ? `,"peers":${JSON.stringify(urls)}` : ''},"next_since":${page.nextSince}` +
+    `${page.hasMore ? ',"has_more":true' : ''}}`;
+  return joined('{"agents":[', page.cards, tail, suffix);
+}
+
+/** head, the cards joined by commas, tail and suffix, encoded straight into one buffer of its exact size. */
+export function joined(head: string, cards: readonly { canonical: string }[], tail: string, suffix: string): PageText {
+  let size = Buffer.byteLength(head) + Buffer.byteLength(tail) + Buffer.byteLength(suffix) + Math.max(0, cards.length - 1);
   for (const card of cards) size += Buffer.byteLength(card.canonical);
   return {
     bytes: size,
@@ -109,6 +125,7 @@ export function pageText(page: PageContent, { nodeId, publicUrl, waitMaxMs, nowM
         offset += body.write(cards[i]!.canonical, offset);
       }
       offset += body.write(tail, offset);
+      offset += body.write(suffix, offset);
       // Every byte was written: an unsafe allocation never leaves old memory in a response.
       if (offset !== size) throw new Error(`invariant: pull page of ${size} bytes filled to ${offset}`);
       return body;

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { MAX_CARD_BYTES } from '../card/index.js';
 import type { Store } from '../store/index.js';
 import { HeldPulls } from './held-pulls.js';
+import { DEFAULT_FEED, serveFeed, type FeedSettings } from './pull-feed.js';
 import { pageText, readPage, type PageContent } from './pull-page.js';
 import { ServingOverloaded, UnreadAnswers } from './unread-answers.js';
 
@@ -57,12 +58,16 @@ export interface PullQuery {
   gzip: boolean;
   /** No echoes (1.2): the follower's URL, when it is the node recorded for it; its own versions are not sent back. */
   follower?: string;
+  /** `feed=continuous` (1.2 section 6.1): one response, a line per page, open until the feed ends. */
+  continuous?: boolean;
 }
 
 /** Pages of echoes only read in a row before the (empty) answer goes: bounds the work of one pull. */
 const MAX_ECHO_PAGES = 16;
 
 export interface PullServerOptions extends Partial<PullServingTuning> {
+  /** Continuous feeds: heartbeat and longest life (tests pass small values). */
+  feed?: Partial<FeedSettings>;
   store: Store;
   publicUrl: string | undefined;
   logger: Logger;
@@ -79,9 +84,15 @@ export class PullServer {
   private readonly publicUrl: string | undefined;
   private readonly logger: Logger;
   private readonly unsubscribe: () => void;
+  private readonly feedSettings: FeedSettings;
+  private readonly maxFeeds: number;
+  private feeds = 0;
 
-  constructor({ store, publicUrl, logger, ...tuning }: PullServerOptions) {
+  constructor({ store, publicUrl, logger, feed, ...tuning }: PullServerOptions) {
     const { maxHeldPulls, maxUnreadBytes, stallTimeoutMs } = { ...DEFAULT_PULL_SERVING, ...tuning };
+    this.feedSettings = { ...DEFAULT_FEED, stallTimeoutMs, ...feed };
+    // A feed holds a socket for minutes: feeds share the cap of held pulls.
+    this.maxFeeds = maxHeldPulls;
     this.store = store;
     this.publicUrl = publicUrl;
     this.logger = logger;
@@ -93,6 +104,11 @@ export class PullServer {
   /** Long polls held now (for metrics and tests). */
   get heldPullCount(): number {
     return this.held.size;
+  }
+
+  /** Continuous feeds open now (for metrics and tests). */
+  get openFeeds(): number {
+    return this.feeds;
   }
 
   /** Bytes of pull answers built and not yet read by their clients (for metrics and tests). */
@@ -118,6 +134,17 @@ export class PullServer {
    */
   async answer(query: PullQuery, res: ServerResponse): Promise<void> {
     this.refuseUnlessRoomFor(query.limit);
+    // Past the cap of feeds (or of held pulls) a feed request is answered as a long poll: the 1.1 answer.
+    if (query.continuous && this.feeds + this.held.size < this.maxFeeds) {
+      this.feeds++;
+      try {
+        const context = { store: this.store, held: this.held, unread: this.unread, publicUrl: this.publicUrl, logger: this.logger };
+        await serveFeed({ ...context, waitMaxMs: MAX_PULL_WAIT_MS, settings: this.feedSettings }, query, res);
+      } finally {
+        this.feeds--;
+      }
+      return;
+    }
     // Where the page starts: moved past ranges that held only the follower's own versions (echoes), which it lacks
     // nothing of, so that a held pull waits for something the follower lacks.
     let from = query.since;

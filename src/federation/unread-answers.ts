@@ -63,6 +63,26 @@ export class UnreadAnswers {
     return this.bytes + bytes <= this.options.maxBytes;
   }
 
+  /**
+   * Holds bytes for one line of a continuous feed until the caller releases them (the line was handed to the
+   * kernel, or the client left); throws ServingOverloaded when they do not fit. Returns the release, safe to call twice.
+   */
+  holdLine(bytes: number): () => void {
+    if (!this.fits(bytes)) throw new ServingOverloaded('too many answers are waiting to be read by their clients');
+    this.bytes += bytes;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.bytes -= bytes;
+    };
+  }
+
+  /** A feed client read nothing for the stall timeout and was cut off (counted with the others). */
+  countCutOff(): void {
+    this.cutOff++;
+  }
+
   /** Holds bytes for res until it finishes or closes; throws ServingOverloaded when they do not fit. */
   reserve(res: ServerResponse, bytes: number): Reservation {
     if (!this.fits(bytes)) {

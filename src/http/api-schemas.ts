@@ -99,6 +99,9 @@ export const pullQuerySchema = z.object({
   since: decimal(Number.MAX_SAFE_INTEGER, 0, 'Change stamp: every change stamped after it'),
   limit: z.number().int().min(1).max(MAX_PULL_LIMIT).optional().meta({ description: `Cards per page; default ${DEFAULT_PULL_LIMIT}` }),
   wait: decimal(30_000, 0, 'Long poll: ms to hold the request when nothing is stamped after since'),
+  feed: z.enum(['normal', 'longpoll', 'continuous']).optional().meta({
+    description: 'continuous (1.2 section 6.1): one application/x-ndjson answer, a line per page, open for minutes',
+  }),
 });
 
 export const pullHeadersSchema = z.object({

@@ -1,10 +1,10 @@
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import type { Logger } from 'pino';
 import { DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PULL_WAIT_MS, ServingOverloaded, type PullServer } from '../federation/pull.js';
 import { normalizePeerUrl } from '../federation/peer-url.js';
 import type { PeerRow, Store } from '../store/index.js';
 import { ApiError } from './errors.js';
-import { decimalParam } from './query.js';
+import { decimalParam, singleParam } from './query.js';
 
 export interface FederationRouterOptions {
   store: Store;
@@ -39,6 +39,14 @@ function describePeer(row: PeerRow, liveLink: string | undefined, followed: bool
   };
 }
 
+/** `feed` (PROTOCOL.md 1.2 section 6.1): `normal` or `longpoll` (the 1.1 answer, held when `wait` says so) or `continuous`. */
+function feedParam(req: Request): boolean {
+  const feed = singleParam(req, 'feed');
+  if (feed === undefined || feed === 'normal' || feed === 'longpoll') return false;
+  if (feed === 'continuous') return true;
+  throw new ApiError(400, 'invalid_query', 'feed must be normal, longpoll or continuous');
+}
+
 /** A failing peer that announces itself is tried again at most this often. */
 const EXPEDITE_GAP_MS = 1_000;
 
@@ -49,12 +57,13 @@ export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearne
     const since = decimalParam(req, 'since', 0, Number.MAX_SAFE_INTEGER, 0);
     const limit = decimalParam(req, 'limit', 1, MAX_PULL_LIMIT, DEFAULT_PULL_LIMIT);
     const waitMs = decimalParam(req, 'wait', 0, MAX_PULL_WAIT_MS, 0);
+    const continuous = feedParam(req);
     // Compressed only when asked: a client that sends no Accept-Encoding gets the plain text.
     const gzip = req.get('accept-encoding') !== undefined && req.acceptsEncodings('gzip', 'identity') === 'gzip';
     const announced = recordAnnouncedPeer(req.get('x-agentmesh-node-url'));
     const follower = echoFilter(announced, req.get('x-agentmesh-node-id'));
     try {
-      await pulls.answer({ since, limit, waitMs, gzip, follower }, res);
+      await pulls.answer({ since, limit, waitMs, gzip, follower, continuous }, res);
     } catch (error) {
       if (!(error instanceof ServingOverloaded)) throw error;
       res.set('Retry-After', '1');

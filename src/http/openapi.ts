@@ -125,7 +125,7 @@ export function buildOpenApiDocument(): ReturnType<typeof createDocument> {
       '/federation/pull': {
         get: {
           summary: 'Changes since a stamp (for peers)',
-          description: 'PROTOCOL.md section 6. With Accept-Encoding: gzip the answer may be gzip-encoded.',
+          description: 'PROTOCOL.md section 6. With Accept-Encoding: gzip the answer may be gzip-encoded. With feed=continuous (section 6.1) the answer is application/x-ndjson: a whole page first, then a line per later page.',
           requestParams: { query: pullQuerySchema, header: pullHeadersSchema },
           responses: { 200: json(pullPageResponseSchema, 'One page of the change stream'), ...errors('invalid_query') },
         },
