@@ -157,7 +157,8 @@ async function measure(size: number, intervalMs: number, options: ScaleOptions, 
     };
     const targets = [
       target(`copies per card per receiving node, ${label}`, copies, '<=', 6.5),
-      target(`peak RSS MiB per node, ${label}`, Math.max(...peaks), '<=', 150),
+      // The issue's 150 MB, in the MiB that VmHWM gives: 150e6 / 2^20 = 143.05.
+      target(`peak RSS MiB per node (150 MB), ${label}`, Math.max(...peaks), '<=', 143.05),
     ];
     if (size === 20) targets.push(target(`change → all p50 ms, ${label}`, median(latency.values), '<=', 300));
     return { figures, targets };

@@ -183,7 +183,10 @@ export class VerifierPool implements CardVerifier {
   }
 
   private spawn(): Slot {
-    const worker = startModuleWorker(import.meta.url, 'verifier-worker');
+    // A young generation of 4 MB (V8's default is up to 16 MB a semi-space): a page's garbage is short-lived, and
+    // measured on pages of 1,000 cards the thread verified as fast (95 against 101-149 ms a page) for 10-15 MB less
+    // of the node's peak resident set.
+    const worker = startModuleWorker(import.meta.url, 'verifier-worker', { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     const slot: Slot = { worker, task: null, idle: null, retiring: false };
     worker.unref();
     worker.on('message', (response: VerifyResponse) => {
