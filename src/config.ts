@@ -14,6 +14,7 @@ export const SETTINGS = {
   livePeers: { flag: '--live-peers', env: 'AGENTMESH_LIVE_PEERS' },
   follow: { flag: '--follow', env: 'AGENTMESH_FOLLOW' },
   passiveChecks: { flag: '--passive-checks', env: 'AGENTMESH_PASSIVE_CHECKS' },
+  lazyGraceMs: { flag: '--lazy-grace-ms', env: 'AGENTMESH_LAZY_GRACE_MS' },
   logLevel: { flag: '--log-level', env: 'AGENTMESH_LOG_LEVEL' },
   logFormat: { flag: '--log-format', env: 'AGENTMESH_LOG_FORMAT' },
   peerNetworks: { flag: '--peer-networks', env: 'AGENTMESH_PEER_NETWORKS' },
@@ -58,6 +59,9 @@ const configSchema = z.object({
   // PROTOCOL.md 1.2 section 7.1: peers followed (pulled in full) at most, and checks of passive peers a minute.
   follow: integerText(1, 100).default(6),
   passiveChecks: integerText(0, 600).default(6),
+  // PROTOCOL.md 1.2 section 7.2: how long an announced version may take by an eager link before it is fetched; 0:
+  // no lazy links (every followed peer sends cards, as before 1.2 section 7.2).
+  lazyGraceMs: integerText(0, 60_000).default(300),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Absent: pretty when stderr is a terminal, JSON otherwise. */
   logFormat: z.enum(['json', 'pretty']).optional(),

@@ -66,6 +66,8 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
     onPeerAnnounced: (url) => worker?.announced(url),
     followedPeers: () => worker?.followed() ?? [],
     liveLinks: () => worker?.liveLinks() ?? [],
+    linkModes: () => worker?.linkModes() ?? new Map(),
+    onFollowerFeed: (url, mode) => worker?.followerFeed(url, mode),
     writeLimiter: new WriteRateLimiter({ perMinute: config.writeRate, trusted: config.trustedClients }),
   });
   const server = app.listen(config.port, config.host);
@@ -128,7 +130,13 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
     livePeers: config.livePeers,
     connect,
     ...tuning,
-    follow: { follow: config.follow, passiveChecksPerMinute: config.passiveChecks, ...tuning.follow },
+    follow: {
+      follow: config.follow,
+      passiveChecksPerMinute: config.passiveChecks,
+      lazyLinks: config.lazyGraceMs > 0,
+      lazyGraceMs: config.lazyGraceMs,
+      ...tuning.follow,
+    },
     // Verification of pulled pages runs on worker threads (one per core but the event loop's), started on first
     // use; worker.stop() closes the pool. Callers may pass another verifier (e.g. inlineVerifier) in tuning.
     verifier: tuning.verifier ?? new VerifierPool(),

@@ -357,7 +357,7 @@ describe('GET /federation/peers', () => {
     assert.ok(row, `the announced URL is listed, normalised: ${res.text}`);
     // Section 8's members, and live_link beside them (this node's held pull to the peer; extra members are allowed).
     assert.deepEqual(Object.keys(row).sort(), [
-      'failures', 'followed', 'high_water', 'last_error', 'last_success_at', 'live_link', 'next_attempt_at', 'node_id', 'source', 'url',
+      'failures', 'followed', 'high_water', 'last_error', 'last_success_at', 'link_mode', 'live_link', 'next_attempt_at', 'node_id', 'source', 'url',
     ]);
     assert.equal(row.live_link, null, 'no live link to a peer never pulled');
     assert.equal(row.source, 'announced');

@@ -161,6 +161,13 @@ describe('GET /openapi.json', () => {
     const badPull = await send(url, '/federation/pull?since=-1');
     assert.equal(badPull.status, 400);
     check('get', '/federation/pull', badPull);
+    const digest = pulled.body.agents.length > 0 ? (await send(url, '/federation/pull?since=0&limit=1&digests=1')).body.digests : 'AAAAAAAAAAE';
+    const fetched = await send(url, `/federation/cards?digests=${digest}`);
+    assert.equal(fetched.status, 200);
+    check('get', '/federation/cards', fetched);
+    const badFetch = await send(url, '/federation/cards?digests=short');
+    assert.equal(badFetch.status, 400);
+    check('get', '/federation/cards', badFetch);
     const peers = await send(url, '/federation/peers');
     assert.ok(peers.body.peers.length >= 1, 'the announced URL is a candidate row, with its nulls');
     check('get', '/federation/peers', peers);

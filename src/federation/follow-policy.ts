@@ -21,6 +21,12 @@ export interface FollowParams {
   reciprocationGraceMs: number;
   /** Whether links must be reciprocated: only a node that announces its URL (has a public URL) can be followed back. */
   reciprocity: boolean;
+  /** Lazy links (1.2 section 7.2, link-policy.ts): a followed peer that brings only copies sends digests instead. */
+  lazyLinks: boolean;
+  /** How long a version a lazy link announced may take to arrive by an eager one before it is fetched, in ms. */
+  lazyGraceMs: number;
+  /** A link switched (pruned or grafted) this recently does not follow its peer's switch to eager, in ms. */
+  graftDampingMs: number;
 }
 
 export const DEFAULT_FOLLOW_PARAMS: FollowParams = {
@@ -29,6 +35,9 @@ export const DEFAULT_FOLLOW_PARAMS: FollowParams = {
   followerTtlMs: 120_000,
   reciprocationGraceMs: 60_000,
   reciprocity: true,
+  lazyLinks: true,
+  lazyGraceMs: 300,
+  graftDampingMs: 2_000,
 };
 
 /** What the policy knows of one peer row: read from the peer table (or a simulated one) when it decides. */

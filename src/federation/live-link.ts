@@ -123,7 +123,7 @@ export class LiveLinks {
       if (!row || waitMs <= 0) return;
       const started = Date.now();
       // A continuous feed (1.2 section 6.1), or a held pull where the peer answers the 1.1 way.
-      const outcome = await puller.follow(row, link.end.signal, waitMs);
+      const outcome = await puller.follow(row, link.end.signal, waitMs, () => (link.state = 'open'));
       if (!outcome) return; // stopping, or no longer followed
       this.learnWait(outcome);
       if (!outcome.report.ok) {

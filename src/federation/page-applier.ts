@@ -119,4 +119,28 @@ export class PageApplier {
     }
     return [...urls];
   }
+
+  /**
+   * Applies cards fetched by digest (PROTOCOL.md 1.2 section 6.2) in one transaction: verified like any others, the
+   * peer's mark untouched (they answer no range). Returns the report (stored, refused) for logs and metrics.
+   */
+  async applyFetched(url: string, agents: unknown[]): Promise<PeerReport> {
+    const { store } = this.options;
+    const started = Date.now();
+    const held = store.agents.heldVersions(claimedIds(agents));
+    const { toVerify, skipped } = skipCardsThatCannotWin(agents, held);
+    const batch = await this.options.verifier.verify(toVerify, Date.now(), this.options.maxClockSkewMs);
+    const applied = store.write(() => {
+      let stored = 0;
+      for (const card of batch.verified) {
+        const outcome = store.agents.putWithinTransaction(card, url);
+        if (outcome.status === 'created' || outcome.status === 'updated') stored++;
+      }
+      return stored;
+    });
+    return {
+      peer: url, ok: true, pages: 0, received: agents.length, applied, unchanged: batch.verified.length - applied, skipped,
+      rejected: batch.rejected, peersLearned: 0, highWater: store.peers.get(url)?.high_water ?? 0, durationMs: Date.now() - started,
+    };
+  }
 }

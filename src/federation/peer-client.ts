@@ -1,8 +1,18 @@
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { Agent, request, type buildConnector } from 'undici';
-import { z } from 'zod';
-import { PROTOCOL_NAME } from './pull.js';
+import {
+  describeTransportError,
+  fetchAnswerSchema,
+  parseContinuation,
+  parsePage,
+  PullFailure,
+  readBounded,
+  readGzipBounded,
+  readLines,
+  type FeedAnswer,
+  type PulledPage,
+} from './pull-answers.js';
+
+export { pageSchema, PullFailure, type PulledPage } from './pull-answers.js';
 
 /** Bounds on one pull (PROTOCOL.md section 7). */
 export interface PullLimits {
@@ -26,44 +36,7 @@ export const DEFAULT_PULL_LIMITS: PullLimits = {
 /** The longest wait a follower asks for, whatever a peer says it honours (below the 30 s serving bound). */
 export const MAX_FOLLOWER_WAIT_MS = 25_000;
 
-/** A pull that failed: the page is not applied and the peer backs off. */
-export class PullFailure extends Error {
-  override name = 'PullFailure';
 
-  constructor(
-    message: string,
-    /** The connection broke before an answer: worth one retry on a fresh connection. */
-    readonly connectionReset = false,
-  ) {
-    super(message);
-  }
-}
-
-/** A pull page as a follower accepts it (also the base of its description in GET /openapi.json). */
-export const pageSchema = z.object({
-  protocol: z.literal(PROTOCOL_NAME),
-  node_id: z.string().min(1).max(200),
-  agents: z.array(z.unknown()),
-  peers: z.array(z.unknown()),
-  next_since: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  has_more: z.boolean(),
-  timestamp: z.number(),
-  // 1.1, optional: a bad value only means the peer is not offered a live link, not that the page is bad.
-  wait_max_ms: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().catch(undefined),
-});
-
-export type PulledPage = z.infer<typeof pageSchema>;
-
-/** A later line of a continuous feed (1.2 section 6.1): what changes from page to page; the first line said the rest. */
-export const continuationSchema = z.object({
-  agents: z.array(z.unknown()),
-  peers: z.array(z.unknown()).optional(),
-  next_since: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  has_more: z.boolean().optional(),
-});
-
-/** How a feed request was answered: `feed` when it was a continuous feed (every line handed on), or one plain page. */
-export type FeedAnswer = { kind: 'feed'; lines: number } | { kind: 'page'; page: PulledPage };
 
 
 
@@ -91,6 +64,8 @@ export interface FetchOptions {
    * peer would follow back a node that does not follow it (PROTOCOL.md 1.2 section 7.1).
    */
   announce?: boolean;
+  /** A feed of digests (a lazy link, 1.2 section 6.2) rather than of cards. */
+  digests?: boolean;
 }
 
 /** Fetches pull pages from peers over undici, bounded in connect, header and body time and in bytes. */
@@ -135,7 +110,7 @@ export class PeerClient {
     onPage: (page: PulledPage) => Promise<void>,
   ): Promise<FeedAnswer> {
     const waitMs = Math.max(0, Math.min(options.waitMs ?? 0, MAX_FOLLOWER_WAIT_MS));
-    const url = `${peerUrl}/federation/pull?since=${since}&limit=${limit}&feed=continuous&wait=${waitMs}`;
+    const url = `${peerUrl}/federation/pull?since=${since}&limit=${limit}&feed=continuous&wait=${waitMs}` + (options.digests ? '&digests=1' : '');
     const feed = new AbortController();
     const onLifetimeAbort = () => feed.abort(lifetime.reason);
     if (lifetime.aborted) throw lifetime.reason;
@@ -165,8 +140,8 @@ export class PeerClient {
       if (type !== 'application/x-ndjson') {
         // A 1.1 peer: one page, as a held pull gets it.
         let text: string;
-        if (encoding === 'gzip') text = await this.readGzipBounded(response.body);
-        else if (encoding === 'identity' || encoding === '') text = await this.readBounded(response.body);
+        if (encoding === 'gzip') text = await readGzipBounded(response.body, this.limits.maxResponseBytes);
+        else if (encoding === 'identity' || encoding === '') text = await readBounded(response.body, this.limits.maxResponseBytes);
         else {
           response.body.destroy();
           throw new PullFailure(`answered with an unsupported content-encoding: ${encoding.slice(0, 40)}`);
@@ -197,6 +172,50 @@ export class PeerClient {
       clearTimeout(lineTimer);
       lifetime.removeEventListener('abort', onLifetimeAbort);
     }
+  }
+
+  /**
+   * Fetches cards by digest (PROTOCOL.md 1.2 section 6.2): the versions a lazy link announced that never came by an
+   * eager one. Bounded like a pull; returns the cards unverified (the caller verifies them like any others).
+   */
+  async fetchCards(peerUrl: string, digests: readonly Uint8Array[], lifetime: AbortSignal, options: FetchOptions = {}): Promise<unknown[]> {
+    const run = digests.map((d) => Buffer.from(d).toString('base64url')).join('');
+    const fetch = new AbortController();
+    const onLifetimeAbort = () => fetch.abort(lifetime.reason);
+    if (lifetime.aborted) throw lifetime.reason;
+    lifetime.addEventListener('abort', onLifetimeAbort, { once: true });
+    const deadline = setTimeout(() => fetch.abort(new DOMException('the fetch deadline passed', 'TimeoutError')), this.limits.headersTimeoutMs + this.limits.bodyTimeoutMs);
+    let text: string;
+    try {
+      const response = await request(`${peerUrl}/federation/cards?digests=${run}`, {
+        method: 'GET',
+        headers: this.headers(options, 'application/json'),
+        dispatcher: options.seed ? this.dispatcher : this.learnedDispatcher,
+        signal: fetch.signal,
+      });
+      if (response.statusCode !== 200) {
+        await response.body.dump({ limit: 64 * 1024 }).catch(() => {});
+        throw new PullFailure(`answered HTTP ${response.statusCode}`);
+      }
+      const encoding = String(response.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+      text = encoding === 'gzip' ? await readGzipBounded(response.body, this.limits.maxResponseBytes) : await readBounded(response.body, this.limits.maxResponseBytes);
+    } catch (error) {
+      if (lifetime.aborted || error instanceof PullFailure) throw error;
+      throw new PullFailure(describeTransportError(fetch.signal.reason ?? error));
+    } finally {
+      clearTimeout(deadline);
+      lifetime.removeEventListener('abort', onLifetimeAbort);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new PullFailure('the fetch answer is not JSON');
+    }
+    const parsed = fetchAnswerSchema.safeParse(json);
+    if (!parsed.success) throw new PullFailure('the fetch answer is not a list of cards');
+    if (parsed.data.agents.length > digests.length) throw new PullFailure('the fetch answer holds more cards than digests asked');
+    return parsed.data.agents;
   }
 
   private headers(options: FetchOptions, accept: string): Record<string, string> {
@@ -240,8 +259,8 @@ export class PeerClient {
         throw new PullFailure(`answered HTTP ${response.statusCode}`);
       }
       const encoding = String(response.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-      if (encoding === 'gzip') text = await this.readGzipBounded(response.body);
-      else if (encoding === 'identity' || encoding === '') text = await this.readBounded(response.body);
+      if (encoding === 'gzip') text = await readGzipBounded(response.body, this.limits.maxResponseBytes);
+      else if (encoding === 'identity' || encoding === '') text = await readBounded(response.body, this.limits.maxResponseBytes);
       else {
         response.body.destroy();
         throw new PullFailure(`answered with an unsupported content-encoding: ${encoding.slice(0, 40)}`);
@@ -258,134 +277,8 @@ export class PeerClient {
     return parsePage(text, limit);
   }
 
-  private async readBounded(body: AsyncIterable<Buffer> & { destroy(error?: Error): unknown }): Promise<string> {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    for await (const chunk of body) {
-      bytes += chunk.length;
-      if (bytes > this.limits.maxResponseBytes) {
-        body.destroy();
-        throw new PullFailure(`the response exceeds ${this.limits.maxResponseBytes} bytes`);
-      }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks, bytes).toString('utf8');
-  }
-
-  /**
-   * Decodes as it reads, counting both sides: a few KB of gzip can decode to gigabytes, so the decoder is stopped
-   * as soon as the decoded total passes the cap (backpressure keeps at most a chunk or two beyond it in memory).
-   */
-  private async readGzipBounded(body: AsyncIterable<Buffer> & NodeJS.ReadableStream): Promise<string> {
-    const cap = this.limits.maxResponseBytes;
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let decoded = 0;
-    try {
-      await pipeline(
-        body as AsyncIterable<Buffer>,
-        async function* countReceived(source: AsyncIterable<Buffer>) {
-          for await (const chunk of source) {
-            received += chunk.length;
-            if (received > cap) throw new PullFailure(`the response exceeds ${cap} bytes`);
-            yield chunk;
-          }
-        },
-        createGunzip(),
-        async (source: AsyncIterable<Buffer>) => {
-          for await (const chunk of source) {
-            decoded += chunk.length;
-            if (decoded > cap) throw new PullFailure(`the decoded response exceeds ${cap} bytes`);
-            chunks.push(chunk);
-          }
-        },
-      );
-    } catch (error) {
-      if (error instanceof PullFailure) throw error;
-      const code = (error as { code?: string }).code;
-      if (typeof code === 'string' && code.startsWith('Z_')) throw new PullFailure(`the gzip body is corrupt: ${code}`);
-      throw error;
-    }
-    return Buffer.concat(chunks, decoded).toString('utf8');
-  }
-
   async close(): Promise<void> {
     await this.dispatcher.destroy();
     if (this.learnedDispatcher !== this.dispatcher) await this.learnedDispatcher.destroy();
   }
-}
-
-function parsePage(text: string, limit: number): PulledPage {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new PullFailure('the response is not JSON');
-  }
-  const parsed = pageSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new PullFailure(`the response is not a pull page: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? ''}`);
-  }
-  if (parsed.data.agents.length > limit) throw new PullFailure(`the page holds more than the ${limit} cards asked for`);
-  return parsed.data;
-}
-
-/** A later line, read as the page it continues: the identity and the times of the feed's first line. */
-function parseContinuation(text: string, limit: number, first: PulledPage): PulledPage {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new PullFailure('a feed line is not JSON');
-  }
-  const parsed = continuationSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new PullFailure(`a feed line is not a page: ${issue?.path.join('.') || 'line'}: ${issue?.message ?? ''}`);
-  }
-  if (parsed.data.agents.length > limit) throw new PullFailure(`a feed line holds more than the ${limit} cards asked for`);
-  return { ...first, agents: parsed.data.agents, peers: parsed.data.peers ?? [], next_since: parsed.data.next_since, has_more: parsed.data.has_more ?? false };
-}
-
-/**
- * Splits a body into lines ("\n"; blank lines skipped) and hands each to onLine, waiting for it before reading on.
- * A line longer than maxLineBytes fails the feed; so does a body that ends inside a line. Returns the lines read.
- */
-async function readLines(body: AsyncIterable<Buffer>, maxLineBytes: number, onLine: (text: string) => Promise<void>): Promise<number> {
-  let parts: Buffer[] = [];
-  let partBytes = 0;
-  let lines = 0;
-  for await (const chunk of body) {
-    let start = 0;
-    for (;;) {
-      const end = chunk.indexOf(0x0a, start);
-      const piece = chunk.subarray(start, end < 0 ? chunk.length : end);
-      partBytes += piece.length;
-      if (partBytes > maxLineBytes) throw new PullFailure(`a feed line exceeds ${maxLineBytes} bytes`);
-      if (end < 0) {
-        if (piece.length > 0) parts.push(piece);
-        break;
-      }
-      const line = parts.length === 0 ? piece : Buffer.concat([...parts, piece], partBytes);
-      parts = [];
-      partBytes = 0;
-      start = end + 1;
-      const text = line.toString('utf8');
-      if (text.trim() === '') continue;
-      lines++;
-      await onLine(text);
-    }
-  }
-  if (partBytes > 0) throw new PullFailure('the feed ended inside a line');
-  return lines;
-}
-
-function describeTransportError(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: string }).code;
-    if (error.name === 'TimeoutError') return 'the response did not complete in time';
-    return code ? `${code}: ${error.message}` : error.message;
-  }
-  return String(error);
 }

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { RejectionCode } from '../card/index.js';
 import type { PeerRow, Store } from '../store/index.js';
+import { splitDigests } from '../card/digest.js';
+import type { LineFacts } from './link-policy.js';
 import { PageApplier, type PreparedPage, type PullState } from './page-applier.js';
 import { PeerClient, PullFailure, type PulledPage } from './peer-client.js';
 import type { CardVerifier } from './verifier.js';
@@ -45,6 +47,16 @@ export interface PeerPullerOptions {
   onReport?: (report: PeerReport) => void;
   /** A page taught new peers: they are due at once (PROTOCOL.md section 7), whichever pull, scheduled or live, learned them. */
   onPeersLearned?: () => void;
+  /** Eager and lazy links (1.2 section 7.2): which feeds ask digests, and what each line brought. */
+  links?: LinkObserver;
+}
+
+/** What the feeds tell the link modes (link-modes.ts). */
+export interface LinkObserver {
+  asksDigests(url: string): boolean;
+  lineApplied(url: string, line: LineFacts): void;
+  announced(url: string, digests: readonly Buffer[]): void;
+  answeredWithCards(url: string): void;
 }
 
 
@@ -74,8 +86,8 @@ export class PeerPuller {
    * it comes. A 1.1 peer answers with one held page instead, and the pull goes on as pull() would. Returns null when
    * abandoned (the node stops, or the peer is no longer followed).
    */
-  follow(peer: PeerRow, signal: AbortSignal, waitMs: number): Promise<PullOutcome | null> {
-    return this.run(peer, signal, (report) => this.followFeed(peer, report, signal, waitMs));
+  follow(peer: PeerRow, signal: AbortSignal, waitMs: number, onOpen?: () => void): Promise<PullOutcome | null> {
+    return this.run(peer, signal, (report) => this.followFeed(peer, report, signal, waitMs, onOpen));
   }
 
   private async run(peer: PeerRow, signal: AbortSignal, body: (report: PeerReport) => Promise<number>): Promise<PullOutcome | null> {
@@ -191,15 +203,19 @@ export class PeerPuller {
   }
 
   /** Returns the feed's wait_max_ms (of its first line). */
-  private async followFeed(peer: PeerRow, report: PeerReport, signal: AbortSignal, waitMs: number): Promise<number> {
+  private async followFeed(peer: PeerRow, report: PeerReport, signal: AbortSignal, waitMs: number, onOpen?: () => void): Promise<number> {
     const state: PullState = { since: peer.high_water, knownNodeId: peer.node_id };
+    const digests = this.options.links?.asksDigests(peer.url) ?? false;
     let waitMaxMs = 0;
     for (;;) {
       let restart = false;
       const answer = await this.options.client
-        .openFeed(peer.url, state.since, this.options.pageLimit, signal, { waitMs, seed: peer.source === 'seed' }, async (page) => {
+        .openFeed(peer.url, state.since, this.options.pageLimit, signal, { waitMs, seed: peer.source === 'seed', digests }, async (page) => {
           const prepared = this.pages.prepare(page);
-          if (report.pages === 0) waitMaxMs = page.wait_max_ms ?? 0;
+          if (report.pages === 0) {
+            waitMaxMs = page.wait_max_ms ?? 0;
+            onOpen?.();
+          }
           if (this.pages.checkPage(peer, page, state) === 'restart') {
             restart = true;
             throw new PullFailure('restart from 0');
@@ -207,15 +223,41 @@ export class PeerPuller {
           const before = { ...report, rejected: { ...report.rejected } };
           await this.pages.applyPrepared(peer, prepared, state, report, signal, true);
           if (report.received > before.received || report.peersLearned > before.peersLearned) this.reportLine(peer.url, before, report);
+          const links = this.options.links;
+          if (!links) return;
+          if (page.digests !== undefined) links.announced(peer.url, splitDigests(page.digests));
+          else if (digests && page.agents.length > 0) links.answeredWithCards(peer.url);
+          else if (page.agents.length > 0) links.lineApplied(peer.url, { cards: page.agents.length, firstCopies: report.applied - before.applied });
         })
         .catch((error: unknown) => {
           if (restart) return null;
           throw error;
         });
       if (answer === null) continue; // a new database behind the URL: its feed again, from 0
-      if (answer.kind === 'page') return this.pullPages(peer, report, signal, 0, answer.page);
+      if (answer.kind === 'page') {
+        // Answered as a long poll: by a 1.1 peer (no `digests` member, though asked: it sends cards, its link stays
+        // eager), or by a 1.2 peer past its cap of feeds.
+        const links = this.options.links;
+        if (links && digests && answer.page.digests === undefined) links.answeredWithCards(peer.url);
+        else if (links && answer.page.digests !== undefined) links.announced(peer.url, splitDigests(answer.page.digests));
+        return this.pullPages(peer, report, signal, 0, answer.page);
+      }
       return waitMaxMs;
     }
+  }
+
+  /**
+   * Fetches versions a lazy link announced (PROTOCOL.md 1.2 section 6.2) from that peer and applies them; resolves
+   * with how many were stored. A failure (the peer is down, or answers badly) stores nothing and rejects.
+   */
+  async fetchAnnounced(url: string, digests: readonly Buffer[], signal: AbortSignal): Promise<number> {
+    const row = this.options.store.peers.get(url);
+    if (!row) return 0;
+    const agents = await this.options.client.fetchCards(url, digests, signal, { seed: row.source === 'seed' });
+    const report = await this.pages.applyFetched(url, agents);
+    if (report.received > 0) this.options.logger.info(report, 'versions fetched by digest');
+    this.options.onReport?.(report);
+    return report.applied;
   }
 
   /** A feed line that brought something: logged and told (metrics) as a pull of its own, like a held pull's answer. */

@@ -26,6 +26,8 @@ export interface FeedQuery {
   since: number;
   limit: number;
   follower?: string;
+  /** A lazy link (1.2 section 6.2): digests instead of cards. */
+  digests?: boolean;
 }
 
 export interface FeedContext {
@@ -53,11 +55,11 @@ export async function serveFeed(context: FeedContext, query: FeedQuery, res: Ser
   let echoPages = 0;
   const line = (page: PageContent): PageText =>
     first
-      ? pageText(page, { nodeId: store.nodeId, publicUrl, waitMaxMs, nowMs: Date.now() }, '\n')
-      : continuationText(page, publicUrl, '\n');
+      ? pageText(page, { nodeId: store.nodeId, publicUrl, waitMaxMs, nowMs: Date.now() }, '\n', query.digests)
+      : continuationText(page, publicUrl, '\n', query.digests);
   try {
     while (!res.destroyed) {
-      const page = readPage(store, { since: from, limit: query.limit, follower: query.follower });
+      const page = readPage(store, { since: from, limit: query.limit, follower: query.follower, digests: query.digests });
       const empty = page.cards.length === 0 && page.peers.length === 0;
       if (first || !empty || (page.hasMore && ++echoPages > MAX_ECHO_PAGES)) {
         if (!(await writeLine(context, res, line(page)))) return;

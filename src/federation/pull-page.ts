@@ -1,3 +1,4 @@
+import { digestText } from '../card/digest.js';
 import type { ChangedCard, StampedPeer, Store } from '../store/index.js';
 
 export const PROTOCOL_NAME = 'agentmesh-federation/1';
@@ -12,6 +13,8 @@ export interface PageRequest {
    * received from that URL are left out of the page (the range it covers stays whole: the follower holds them).
    */
   follower?: string;
+  /** A lazy link's page (1.2 section 6.2): digests of the versions, not their cards (no card text is read). */
+  digests?: boolean;
 }
 
 /** A page of the change stream, before it is encoded. */
@@ -28,15 +31,15 @@ export interface PageContent {
  * its cap, next_since is the last stamp that both lists hold in full; the other list is cut there, so the page covers
  * its range whole and nothing stamped in it waits for a later page.
  */
-export function readPage(store: Store, { since, limit, follower }: PageRequest): PageContent {
-  const page = readRange(store, since, limit);
+export function readPage(store: Store, { since, limit, follower, digests = false }: PageRequest): PageContent {
+  const page = readRange(store, since, limit, digests);
   if (follower !== undefined) page.cards = page.cards.filter((card) => card.receivedFrom !== follower);
   return page;
 }
 
-function readRange(store: Store, since: number, limit: number): PageContent {
+function readRange(store: Store, since: number, limit: number, digests: boolean): PageContent {
   const [cards, peers] = store.readSnapshot(() => [
-    store.agents.changesSince(since, limit + 1),
+    store.agents.changesSince(since, limit + 1, digests),
     store.peers.stampedSince(since, MAX_PEER_ROWS_PER_PAGE + 1),
   ] as const);
   let bound = Infinity;
@@ -88,41 +91,45 @@ export interface PageText {
  * its exact size: joining 1,000 cards into one string and encoding that cost about 4 times the SQLite read of the
  * page (see BENCHMARKS.md, serving).
  */
-export function pageText(page: PageContent, { nodeId, publicUrl, waitMaxMs, nowMs }: PageEnvelope, suffix = ''): PageText {
+export function pageText(page: PageContent, { nodeId, publicUrl, waitMaxMs, nowMs }: PageEnvelope, suffix = '', digests = false): PageText {
   const urls: string[] = publicUrl === undefined ? [] : [publicUrl];
   // A row for our own URL (learned back from a peer) is still part of the range; it is simply not listed twice.
   for (const peer of page.peers) if (peer.url !== publicUrl) urls.push(peer.url);
-  const head = `{"protocol":"${PROTOCOL_NAME}","node_id":${JSON.stringify(nodeId)},"agents":[`;
+  const head = `{"protocol":"${PROTOCOL_NAME}","node_id":${JSON.stringify(nodeId)},` + (digests ? '"agents":[],"digests":"' : '"agents":[');
   const tail =
-    `],"peers":${JSON.stringify(urls)},"next_since":${page.nextSince},"has_more":${page.hasMore},` +
+    `${digests ? '"' : ']'},"peers":${JSON.stringify(urls)},"next_since":${page.nextSince},"has_more":${page.hasMore},` +
     `"timestamp":${nowMs / 1000},"wait_max_ms":${waitMaxMs}}`;
-  return joined(head, page.cards, tail, suffix);
+  return digests ? joined(head, page.cards.map(digestOf), '', tail, suffix) : joined(head, page.cards.map(textOf), ',', tail, suffix);
 }
 
 /**
  * A later line of a continuous feed (PROTOCOL.md 1.2 section 6.1): the members that change from page to page only.
- * `peers` appears when the range holds peer rows, `has_more` when it is true; the first line said the rest.
+ * `peers` appears when the range holds peer rows, `has_more` when it is true; the first line said the rest. A lazy
+ * feed's line carries `digests` instead of `agents` (section 6.2).
  */
-export function continuationText(page: PageContent, publicUrl: string | undefined, suffix = ''): PageText {
+export function continuationText(page: PageContent, publicUrl: string | undefined, suffix = '', digests = false): PageText {
   const urls = page.peers.filter((peer) => peer.url !== publicUrl).map((peer) => peer.url);
   const tail =
-    `]${urls.length > 0 ? `,"peers":${JSON.stringify(urls)}` : ''},"next_since":${page.nextSince}` +
+    `${digests ? '"' : ']'}${urls.length > 0 ? `,"peers":${JSON.stringify(urls)}` : ''},"next_since":${page.nextSince}` +
     `${page.hasMore ? ',"has_more":true' : ''}}`;
-  return joined('{"agents":[', page.cards, tail, suffix);
+  return digests ? joined('{"digests":"', page.cards.map(digestOf), '', tail, suffix) : joined('{"agents":[', page.cards.map(textOf), ',', tail, suffix);
 }
 
-/** head, the cards joined by commas, tail and suffix, encoded straight into one buffer of its exact size. */
-export function joined(head: string, cards: readonly { canonical: string }[], tail: string, suffix: string): PageText {
-  let size = Buffer.byteLength(head) + Buffer.byteLength(tail) + Buffer.byteLength(suffix) + Math.max(0, cards.length - 1);
-  for (const card of cards) size += Buffer.byteLength(card.canonical);
+const textOf = (card: ChangedCard): string => card.canonical;
+const digestOf = (card: ChangedCard): string => digestText(card.digest);
+
+/** head, the texts joined by the separator, tail and suffix, encoded straight into one buffer of its exact size. */
+export function joined(head: string, texts: readonly string[], separator: string, tail: string, suffix: string): PageText {
+  let size = Buffer.byteLength(head) + Buffer.byteLength(tail) + Buffer.byteLength(suffix) + Math.max(0, texts.length - 1) * separator.length;
+  for (const text of texts) size += Buffer.byteLength(text);
   return {
     bytes: size,
     encode: () => {
       const body = Buffer.allocUnsafe(size);
       let offset = body.write(head);
-      for (let i = 0; i < cards.length; i++) {
-        if (i > 0) body[offset++] = 0x2c; // ,
-        offset += body.write(cards[i]!.canonical, offset);
+      for (let i = 0; i < texts.length; i++) {
+        if (i > 0 && separator !== '') offset += body.write(separator, offset);
+        offset += body.write(texts[i]!, offset);
       }
       offset += body.write(tail, offset);
       offset += body.write(suffix, offset);

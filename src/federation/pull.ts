@@ -60,6 +60,8 @@ export interface PullQuery {
   follower?: string;
   /** `feed=continuous` (1.2 section 6.1): one response, a line per page, open until the feed ends. */
   continuous?: boolean;
+  /** `digests=1` (1.2 section 6.2): a lazy link's pages, the digests of the versions instead of their cards. */
+  digests?: boolean;
 }
 
 /** Pages of echoes only read in a row before the (empty) answer goes: bounds the work of one pull. */
@@ -87,6 +89,7 @@ export class PullServer {
   private readonly feedSettings: FeedSettings;
   private readonly maxFeeds: number;
   private feeds = 0;
+  private digestFeeds = 0;
 
   constructor({ store, publicUrl, logger, feed, ...tuning }: PullServerOptions) {
     const { maxHeldPulls, maxUnreadBytes, stallTimeoutMs } = { ...DEFAULT_PULL_SERVING, ...tuning };
@@ -109,6 +112,11 @@ export class PullServer {
   /** Continuous feeds open now (for metrics and tests). */
   get openFeeds(): number {
     return this.feeds;
+  }
+
+  /** Of the feeds open now, those of digests: lazy links of our followers (1.2 section 7.2). */
+  get openDigestFeeds(): number {
+    return this.digestFeeds;
   }
 
   /** Bytes of pull answers built and not yet read by their clients (for metrics and tests). */
@@ -137,11 +145,13 @@ export class PullServer {
     // Past the cap of feeds (or of held pulls) a feed request is answered as a long poll: the 1.1 answer.
     if (query.continuous && this.feeds + this.held.size < this.maxFeeds) {
       this.feeds++;
+      if (query.digests) this.digestFeeds++;
       try {
         const context = { store: this.store, held: this.held, unread: this.unread, publicUrl: this.publicUrl, logger: this.logger };
         await serveFeed({ ...context, waitMaxMs: MAX_PULL_WAIT_MS, settings: this.feedSettings }, query, res);
       } finally {
         this.feeds--;
+        if (query.digests) this.digestFeeds--;
       }
       return;
     }
@@ -177,7 +187,7 @@ export class PullServer {
       if (reason !== 'change') break;
     }
     if (isEmpty(page) && page.nextSince < from) page = { ...page, nextSince: from };
-    const text = pageText(page, { nodeId: this.store.nodeId, publicUrl: this.publicUrl, waitMaxMs: MAX_PULL_WAIT_MS, nowMs: Date.now() });
+    const text = pageText(page, { nodeId: this.store.nodeId, publicUrl: this.publicUrl, waitMaxMs: MAX_PULL_WAIT_MS, nowMs: Date.now() }, '', query.digests);
     // Counted before the buffer exists: a refused page is never allocated.
     const reservation = this.unread.reserve(res, text.bytes);
     const body = text.encode();

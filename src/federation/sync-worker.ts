@@ -3,6 +3,8 @@ import type { buildConnector } from 'undici';
 import type { Store } from '../store/index.js';
 import { DEFAULT_FOLLOW_PARAMS, type FollowParams } from './follow-policy.js';
 import { FollowSet } from './follow-set.js';
+import { LinkModes } from './link-modes.js';
+import type { LinkMode } from './link-policy.js';
 import { LiveLinks, type LiveLinkState } from './live-link.js';
 import { DEFAULT_PULL_LIMITS, PeerClient, type PullLimits } from './peer-client.js';
 import { PeerPuller, type PeerReport } from './peer-puller.js';
@@ -54,6 +56,7 @@ export class SyncWorker {
   private readonly scheduler: Scheduler;
   private readonly live: LiveLinks;
   private readonly follow: FollowSet;
+  private readonly links: LinkModes;
   private started = false;
 
   constructor(options: SyncOptions) {
@@ -82,24 +85,42 @@ export class SyncWorker {
         // A followed peer that failed is replaced at once by a live one, when one is known.
         if (!report.ok) this.follow.refresh();
       },
+      // Built below; called only once pulls run.
+      links: {
+        asksDigests: (url) => this.links.asksDigests(url),
+        lineApplied: (url, line) => this.links.lineApplied(url, line),
+        announced: (url, digests) => this.links.announced(url, digests),
+        answeredWithCards: (url) => this.links.answeredWithCards(url),
+      },
       onPeersLearned: () => {
         this.follow.refresh();
         this.scheduler.wake();
       },
     });
     const lifetime = this.stopping.signal;
+    const followParams: FollowParams = { ...DEFAULT_FOLLOW_PARAMS, reciprocity: options.publicUrl !== undefined, ...options.follow };
+    this.links = new LinkModes({
+      store,
+      logger,
+      params: followParams,
+      fetch: (url, digests) => puller.fetchAnnounced(url, digests, lifetime),
+      // The live link re-opens its feed in the new mode (a switch is carried by the follower's next request).
+      onSwitch: (url) => this.live.drop(url),
+      lifetime,
+    });
     this.follow = new FollowSet({
       store,
       logger,
       puller,
       // Without a public URL this node is never announced, so no peer can follow it back.
-      params: { ...DEFAULT_FOLLOW_PARAMS, reciprocity: options.publicUrl !== undefined, ...options.follow },
+      params: followParams,
       lifetime,
       onChange: (added, removed) => {
         // A newly followed peer is pulled at once (a failing one stays on its backoff); an unfollowed one loses its link.
         const now = Date.now();
         store.write(() => added.forEach((url) => store.peers.dueNow(url, now)));
         for (const url of removed) this.live.drop(url);
+        this.links.followed(this.follow.urls());
         this.scheduler.wake();
       },
     });
@@ -124,6 +145,7 @@ export class SyncWorker {
     });
     store.write(() => store.peers.ensureSeeds(options.seeds, Date.now()));
     this.follow.refresh();
+    this.links.followed(this.follow.urls());
   }
 
   /** Pulls each peer when it is due, from now until stop(), and keeps live links to the peers that honour them. */
@@ -162,6 +184,21 @@ export class SyncWorker {
     return this.scheduler.pullAllDueNow(this.concurrency);
   }
 
+  /** The mode of each followed peer's link (1.2 section 7.2). */
+  linkModes(): Map<string, LinkMode> {
+    return this.links.modes();
+  }
+
+  /** Sets a followed peer's link mode now (tests drive prunes and grafts so); its live link re-opens in it. */
+  setLinkMode(url: string, mode: LinkMode): void {
+    this.links.set(url, mode);
+  }
+
+  /** A follower (recorded as itself) opened a feed of us, asking cards (eager) or digests (lazy). */
+  followerFeed(url: string, mode: LinkMode): void {
+    this.links.followerFeed(url, mode);
+  }
+
   liveLinks(): Array<{ url: string; state: LiveLinkState }> {
     return this.live.states();
   }
@@ -169,7 +206,7 @@ export class SyncWorker {
   /** Ends every pull (a page either committed whole or not at all) and waits for them. */
   async stop(): Promise<void> {
     this.stopping.abort();
-    await Promise.all([this.scheduler.stop(), this.live.stop(), this.follow.stop()]);
+    await Promise.all([this.scheduler.stop(), this.live.stop(), this.follow.stop(), this.links.stop()]);
     await this.client.close();
     await this.verifier.close();
   }

@@ -135,8 +135,24 @@ export const peerRowSchema = z
       .nullable()
       .meta({ description: 'This node\'s live link (a held long poll) to the peer; null when it keeps none (beyond section 8)' }),
     followed: z.boolean().meta({ description: '1.2: this node follows the peer (pulls its full stream); else the row is passive, checked now and then' }),
+    link_mode: z
+      .enum(['eager', 'lazy'])
+      .nullable()
+      .meta({ description: '1.2 section 7.2: a followed peer\'s feed brings cards (eager) or digests (lazy); null when not followed' }),
   })
   .meta({ id: 'PeerRow' });
+
+export const cardsQuerySchema = z.object({
+  digests: z.string().meta({ description: '1 to 64 digests of 11 base64url characters each, nothing between (PROTOCOL.md 1.2 section 6.2)' }),
+});
+
+export const cardsResponseSchema = z
+  .object({
+    protocol: z.literal('agentmesh-federation/1'),
+    node_id: z.string(),
+    agents: z.array(agentCardSchema).meta({ description: 'The cards held now whose version has one of the digests, in stamp order' }),
+  })
+  .meta({ id: 'CardsByDigest' });
 
 export const peersResponseSchema = z.object({ peers: z.array(peerRowSchema) });
 

@@ -5,6 +5,8 @@ import { normalizePeerUrl } from '../federation/peer-url.js';
 import type { PeerRow, Store } from '../store/index.js';
 import { ApiError } from './errors.js';
 import { decimalParam, singleParam } from './query.js';
+import { DIGEST_CHARS, DIGEST_RUN, splitDigests } from '../card/digest.js';
+import { joined, PROTOCOL_NAME } from '../federation/pull-page.js';
 
 export interface FederationRouterOptions {
   store: Store;
@@ -19,9 +21,13 @@ export interface FederationRouterOptions {
   followedPeers?: () => readonly string[];
   /** The follower's live links (held long polls) by peer URL: shown in each peer row as `live_link`. */
   liveLinks?: () => ReadonlyArray<{ url: string; state: string }>;
+  /** The mode of each followed peer's link (1.2 section 7.2): shown in each peer row as `link_mode`. */
+  linkModes?: () => ReadonlyMap<string, string>;
+  /** Told of every feed opened by a follower recorded as itself, and whether it asks digests (1.2 section 7.2). */
+  onFollowerFeed?: (url: string, mode: 'eager' | 'lazy') => void;
 }
 
-function describePeer(row: PeerRow, liveLink: string | undefined, followed: boolean) {
+function describePeer(row: PeerRow, liveLink: string | undefined, followed: boolean, linkMode: string | undefined) {
   return {
     url: row.url,
     source: row.source,
@@ -36,6 +42,8 @@ function describePeer(row: PeerRow, liveLink: string | undefined, followed: bool
     live_link: liveLink ?? null,
     // 1.2: whether this node follows the peer (pulls its full stream); the others are passive, checked now and then.
     followed,
+    // 1.2: 'eager' (cards) or 'lazy' (digests) for a followed peer (section 7.2), null otherwise.
+    link_mode: followed ? (linkMode ?? null) : null,
   };
 }
 
@@ -47,10 +55,13 @@ function feedParam(req: Request): boolean {
   throw new ApiError(400, 'invalid_query', 'feed must be normal, longpoll or continuous');
 }
 
+/** Digests a fetch may name (section 6.2): a page of lazy-link entries fits in a few requests, each URL under 1 KB. */
+export const MAX_FETCH_DIGESTS = 64;
+
 /** A failing peer that announces itself is tried again at most this often. */
 const EXPEDITE_GAP_MS = 1_000;
 
-export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearned, onPeerAnnounced, followedPeers, liveLinks }: FederationRouterOptions): Router {
+export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearned, onPeerAnnounced, followedPeers, liveLinks, linkModes, onFollowerFeed }: FederationRouterOptions): Router {
   const router = Router();
 
   router.get('/federation/pull', async (req, res) => {
@@ -58,12 +69,14 @@ export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearne
     const limit = decimalParam(req, 'limit', 1, MAX_PULL_LIMIT, DEFAULT_PULL_LIMIT);
     const waitMs = decimalParam(req, 'wait', 0, MAX_PULL_WAIT_MS, 0);
     const continuous = feedParam(req);
+    const digests = decimalParam(req, 'digests', 0, 1, 0) === 1;
     // Compressed only when asked: a client that sends no Accept-Encoding gets the plain text.
     const gzip = req.get('accept-encoding') !== undefined && req.acceptsEncodings('gzip', 'identity') === 'gzip';
     const announced = recordAnnouncedPeer(req.get('x-agentmesh-node-url'));
     const follower = echoFilter(announced, req.get('x-agentmesh-node-id'));
+    if (continuous && follower !== undefined) onFollowerFeed?.(follower, digests ? 'lazy' : 'eager');
     try {
-      await pulls.answer({ since, limit, waitMs, gzip, follower, continuous }, res);
+      await pulls.answer({ since, limit, waitMs, gzip, follower, continuous, digests }, res);
     } catch (error) {
       if (!(error instanceof ServingOverloaded)) throw error;
       res.set('Retry-After', '1');
@@ -71,10 +84,26 @@ export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearne
     }
   });
 
+  /**
+   * Fetch by digest (PROTOCOL.md 1.2 section 6.2): the cards this node holds now whose version has one of the given
+   * digests, as a lazy link's follower asks for what it lacks. A digest of a version no longer held is left out.
+   */
+  router.get('/federation/cards', (req, res) => {
+    const run = singleParam(req, 'digests') ?? '';
+    if (run.length === 0 || run.length > MAX_FETCH_DIGESTS * DIGEST_CHARS || run.length % DIGEST_CHARS !== 0 || !DIGEST_RUN.test(run)) {
+      throw new ApiError(400, 'invalid_query', `digests must be 1 to ${MAX_FETCH_DIGESTS} digests of ${DIGEST_CHARS} base64url characters, nothing between`);
+    }
+    const cards = store.agents.byDigests(splitDigests(run));
+    const head = `{"protocol":"${PROTOCOL_NAME}","node_id":${JSON.stringify(store.nodeId)},"agents":[`;
+    const body = joined(head, cards.map((card) => card.canonical), ',', ']}', '').encode();
+    res.status(200).type('application/json').send(body);
+  });
+
   router.get('/federation/peers', async (_req, res) => {
     const links = new Map((liveLinks?.() ?? []).map((link) => [link.url, link.state]));
     const followed = new Set(followedPeers?.() ?? []);
-    res.status(200).json({ peers: (await store.peers.list()).map((row) => describePeer(row, links.get(row.url), followed.has(row.url))) });
+    const modes = linkModes?.() ?? new Map<string, string>();
+    res.status(200).json({ peers: (await store.peers.list()).map((row) => describePeer(row, links.get(row.url), followed.has(row.url), modes.get(row.url))) });
   });
 
   /**

@@ -13,6 +13,8 @@ import {
   openApiDocumentSchema,
   pageModuleParams,
   peersResponseSchema,
+  cardsQuerySchema,
+  cardsResponseSchema,
   pullHeadersSchema,
   pullPageResponseSchema,
   pullQuerySchema,
@@ -128,6 +130,14 @@ export function buildOpenApiDocument(): ReturnType<typeof createDocument> {
           description: 'PROTOCOL.md section 6. With Accept-Encoding: gzip the answer may be gzip-encoded. With feed=continuous (section 6.1) the answer is application/x-ndjson: a whole page first, then a line per later page.',
           requestParams: { query: pullQuerySchema, header: pullHeadersSchema },
           responses: { 200: json(pullPageResponseSchema, 'One page of the change stream'), ...errors('invalid_query') },
+        },
+      },
+      '/federation/cards': {
+        get: {
+          summary: 'Cards by digest (for peers)',
+          description: 'PROTOCOL.md 1.2 section 6.2: what a lazy link announced and its follower lacks.',
+          requestParams: { query: cardsQuerySchema },
+          responses: { 200: json(cardsResponseSchema, 'The cards held now with one of the digests'), ...errors('invalid_query') },
         },
       },
       '/federation/peers': {

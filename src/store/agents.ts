@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import { compareVersions, type AgentProtocol, type VerifiedCard } from '../card/index.js';
+import { versionDigest } from '../card/digest.js';
 import type { ChangeClock } from './clock.js';
 import type { Sqlite } from './database.js';
 import { AgentSearch, type SearchFilters, type SearchPage } from './search.js';
@@ -41,7 +42,10 @@ export interface HeldVersionKey {
 
 export interface ChangedCard {
   changedAt: number;
+  /** The stored canonical text; '' when only digests were read (changesSince with digestsOnly). */
   canonical: string;
+  /** The version's digest (PROTOCOL.md 1.2 section 6.2). */
+  digest: Buffer;
   /** 'client', or the URL of the peer the version was pulled from (no echoes: PROTOCOL.md 1.2 section 6). */
   receivedFrom: ReceivedFrom;
 }
@@ -75,7 +79,10 @@ export class AgentRepository {
   private readonly deleteTags: Database.Statement<[number]>;
   private readonly insertTag: Database.Statement<[string, number]>;
   private readonly selectCard: Database.Statement<[string], { card: string; deleted: number }>;
-  private readonly selectChanges: Database.Statement<[number, number], [number, string, string]>;
+  private readonly selectChanges: Database.Statement<[number, number], [number, string, string, Buffer]>;
+  private readonly selectChangeDigests: Database.Statement<[number, number], [number, Buffer, string]>;
+  private readonly selectByDigests: Database.Statement<[string], [number, string, string, Buffer]>;
+  private readonly selectHeldDigests: Database.Statement<[string], Buffer>;
   private readonly disownSource: Database.Statement<[string]>;
   private readonly addLive: Database.Statement<[number]>;
   private readonly readLive: Database.Statement<[], number>;
@@ -99,15 +106,15 @@ export class AgentRepository {
     // The WHERE on DO UPDATE makes the last-writer-wins decision part of the write itself (DESIGN.md invariants).
     this.upsert = sqlite.prepare(`
       INSERT INTO agents (id, name, version, endpoint, protocol, description, deleted, updated_at, updated_at_text,
-                          signature, changed_at, received_from, received_at, card)
+                          signature, changed_at, received_from, received_at, card, digest)
       VALUES (@id, @name, @version, @endpoint, @protocol, @description, @deleted, @updated_at, @updated_at_text,
-              @signature, @changed_at, @received_from, @received_at, @card)
+              @signature, @changed_at, @received_from, @received_at, @card, @digest)
       ON CONFLICT (id) DO UPDATE SET
         name = excluded.name, version = excluded.version, endpoint = excluded.endpoint,
         protocol = excluded.protocol, description = excluded.description, deleted = excluded.deleted,
         updated_at = excluded.updated_at, updated_at_text = excluded.updated_at_text,
         signature = excluded.signature, changed_at = excluded.changed_at, received_from = excluded.received_from,
-        received_at = excluded.received_at, card = excluded.card
+        received_at = excluded.received_at, card = excluded.card, digest = excluded.digest
       WHERE (excluded.updated_at, excluded.signature) > (agents.updated_at, agents.signature)
       RETURNING seq`);
     this.deleteFts = sqlite.prepare('DELETE FROM agents_fts WHERE rowid = ?');
@@ -118,8 +125,19 @@ export class AgentRepository {
     this.insertTag = sqlite.prepare('INSERT OR IGNORE INTO agent_tags (tag, seq) VALUES (?, ?)');
     this.selectCard = sqlite.prepare('SELECT card, deleted FROM agents WHERE id = ?');
     this.selectChanges = sqlite
-      .prepare('SELECT changed_at, card, received_from FROM agents WHERE changed_at > ? ORDER BY changed_at LIMIT ?')
-      .raw(true) as unknown as Database.Statement<[number, number], [number, string, string]>;
+      .prepare('SELECT changed_at, card, received_from, coalesce(digest, agentmesh_digest(card)) FROM agents WHERE changed_at > ? ORDER BY changed_at LIMIT ?')
+      .raw(true) as unknown as Database.Statement<[number, number], [number, string, string, Buffer]>;
+    // Digests only: the page of a lazy link reads no card text.
+    this.selectChangeDigests = sqlite
+      .prepare('SELECT changed_at, coalesce(digest, agentmesh_digest(card)), received_from FROM agents WHERE changed_at > ? ORDER BY changed_at LIMIT ?')
+      .raw(true) as unknown as Database.Statement<[number, number], [number, Buffer, string]>;
+    // The digests are bound as one JSON array of hex strings, however many there are.
+    this.selectByDigests = sqlite
+      .prepare('SELECT changed_at, card, received_from, digest FROM agents WHERE digest IN (SELECT unhex(value) FROM json_each(?)) ORDER BY changed_at')
+      .raw(true) as unknown as Database.Statement<[string], [number, string, string, Buffer]>;
+    this.selectHeldDigests = sqlite
+      .prepare('SELECT digest FROM agents WHERE digest IN (SELECT unhex(value) FROM json_each(?))')
+      .pluck(true) as unknown as Database.Statement<[string], Buffer>;
     this.disownSource = sqlite.prepare(`UPDATE agents SET received_from = 'replaced:' || received_from WHERE received_from = ?`);
     // One statement for a whole page of ids: the JSON array is bound as one parameter, however many ids it holds.
     this.selectHeldMany = sqlite
@@ -159,6 +177,7 @@ export class AgentRepository {
       received_from: receivedFrom,
       received_at: this.now(),
       card: card.canonical,
+      digest: versionDigest(card.canonical),
     });
     if (!row) throw new Error(`invariant: the version of ${card.id} that won the comparison lost the upsert`);
     this.index(row.seq, changedAt, card, held);
@@ -187,9 +206,29 @@ export class AgentRepository {
     return row && { canonical: row.card, deleted: row.deleted === 1 };
   }
 
-  /** One indexed range read on changed_at: the cost follows the page, not the registry. */
-  changesSince(since: number, limit: number): ChangedCard[] {
-    return this.selectChanges.all(since, limit).map(([changedAt, canonical, receivedFrom]) => ({ changedAt, canonical, receivedFrom }));
+  /**
+   * One indexed range read on changed_at: the cost follows the page, not the registry. With digestsOnly the card
+   * texts are not read (a lazy link's page): `canonical` is ''.
+   */
+  changesSince(since: number, limit: number, digestsOnly = false): ChangedCard[] {
+    if (digestsOnly) {
+      return this.selectChangeDigests.all(since, limit).map(([changedAt, digest, receivedFrom]) => ({ changedAt, canonical: '', digest, receivedFrom }));
+    }
+    return this.selectChanges.all(since, limit).map(([changedAt, canonical, receivedFrom, digest]) => ({ changedAt, canonical, receivedFrom, digest }));
+  }
+
+  /** The versions held now whose digest is one of these (PROTOCOL.md 1.2 section 6.2), in stamp order: one indexed query. */
+  byDigests(digests: readonly Uint8Array[]): ChangedCard[] {
+    if (digests.length === 0) return [];
+    const hex = JSON.stringify(digests.map((d) => Buffer.from(d).toString('hex')));
+    return this.selectByDigests.all(hex).map(([changedAt, canonical, receivedFrom, digest]) => ({ changedAt, canonical, receivedFrom, digest }));
+  }
+
+  /** Which of these digests name a version held now (as hex). */
+  heldDigests(digests: readonly Uint8Array[]): Set<string> {
+    if (digests.length === 0) return new Set();
+    const hex = JSON.stringify(digests.map((d) => Buffer.from(d).toString('hex')));
+    return new Set(this.selectHeldDigests.all(hex).map((d) => d.toString('hex')));
   }
 
   /**

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type MigrationProvider } from 'kysely';
 import { migrations } from '../../migrations/index.js';
+import { versionDigest } from '../card/digest.js';
 import type { DatabaseSchema } from './tables.js';
 
 export type Sqlite = Database.Database;
@@ -46,6 +47,8 @@ export async function openDatabase(path: string): Promise<OpenedDatabase> {
   // NORMAL in WAL mode survives a process crash (SIGKILL) intact; only an OS crash may lose the last commits.
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
+  // For migrations/004 (the digests of rows stored before it): the same function the node stores digests with.
+  sqlite.function('agentmesh_digest', { deterministic: true }, (card: unknown) => (typeof card === 'string' ? versionDigest(card) : null));
   const db = new Kysely<DatabaseSchema>({ dialect: new SqliteDialect({ database: sqlite }) });
   try {
     // Two processes opening a new file at once must not both migrate it (kysely's SQLite migration lock is per

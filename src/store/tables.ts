@@ -26,6 +26,8 @@ export interface AgentsTable {
   received_from: string;
   received_at: number;
   card: string;
+  /** The version's digest, 8 bytes (migrations/004, PROTOCOL.md 1.2 section 6.2). */
+  digest: Buffer | null;
 }
 
 export interface AgentSkillsTable {
