@@ -67,7 +67,7 @@ export async function startNode(config: Config, logger: Logger, { backgroundSync
     followedPeers: () => worker?.followed() ?? [],
     liveLinks: () => worker?.liveLinks() ?? [],
     linkModes: () => worker?.linkModes() ?? new Map(),
-    onFollowerFeed: (url, mode) => worker?.followerFeed(url, mode),
+    onFollowerSwitch: (url, mode) => worker?.followerSwitched(url, mode),
     writeLimiter: new WriteRateLimiter({ perMinute: config.writeRate, trusted: config.trustedClients }),
   });
   const server = app.listen(config.port, config.host);

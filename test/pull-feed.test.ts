@@ -23,18 +23,19 @@ function openFeed(node: RunningNode, query: string) {
   const lines: FeedLine[] = [];
   let contentType = '';
   let ended: number | null = null;
-  let pending = '';
+  // Only the new chunk is searched for line ends: lines of several MB arrive in many chunks.
+  let parts: string[] = [];
   const request = get(`${node.url}/federation/pull?${query}&feed=continuous`, (res: IncomingMessage) => {
     contentType = String(res.headers['content-type']);
     res.setEncoding('utf8');
     res.on('data', (chunk: string) => {
-      pending += chunk;
-      let end: number;
-      while ((end = pending.indexOf('\n')) >= 0) {
-        const text = pending.slice(0, end);
-        pending = pending.slice(end + 1);
+      let start = 0;
+      for (let end; (end = chunk.indexOf('\n', start)) >= 0; start = end + 1) {
+        const text = parts.join('') + chunk.slice(start, end);
+        parts = [];
         lines.push({ at: Date.now(), text, json: JSON.parse(text) });
       }
+      if (start < chunk.length) parts.push(chunk.slice(start));
     });
     res.on('end', () => (ended = Date.now()));
   });
@@ -48,7 +49,7 @@ function openFeed(node: RunningNode, query: string) {
       return ended;
     },
     get unterminated() {
-      return pending;
+      return parts.join('');
     },
     close: () => request.destroy(),
   };

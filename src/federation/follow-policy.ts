@@ -25,8 +25,6 @@ export interface FollowParams {
   lazyLinks: boolean;
   /** How long a version a lazy link announced may take to arrive by an eager one before it is fetched, in ms. */
   lazyGraceMs: number;
-  /** A link switched (pruned or grafted) this recently does not follow its peer's switch to eager, in ms. */
-  graftDampingMs: number;
 }
 
 export const DEFAULT_FOLLOW_PARAMS: FollowParams = {
@@ -37,7 +35,6 @@ export const DEFAULT_FOLLOW_PARAMS: FollowParams = {
   reciprocity: true,
   lazyLinks: true,
   lazyGraceMs: 300,
-  graftDampingMs: 2_000,
 };
 
 /** What the policy knows of one peer row: read from the peer table (or a simulated one) when it decides. */

@@ -33,10 +33,10 @@ const MAX_WAITING = 10_000;
  */
 export class LinkModes {
   private readonly links = new Map<string, LinkState>();
-  /** The mode each follower's feed of us last asked. */
-  private readonly followerModes = new Map<string, LinkMode>();
   /** Peers that answered a feed of digests with cards (1.1): always eager. */
   private readonly cardsOnly = new Set<string>();
+  /** Own switches not yet told to the peer (with the next feed opened to it). */
+  private readonly toTell = new Map<string, LinkMode>();
   /** Versions announced by lazy links and not held, by digest (hex). */
   private readonly waiting = new Map<string, Announced>();
   private timer: NodeJS.Timeout | null = null;
@@ -68,14 +68,26 @@ export class LinkModes {
     for (const url of urls) if (!this.links.has(url)) this.links.set(url, { mode: initialMode(), changedAt: now });
   }
 
-  /** A test or an operator sets a link's mode. */
-  set(url: string, mode: LinkMode): void {
+  /**
+   * Sets a link's mode: this node's own decision (a prune, a graft, a test), told to the peer with the next feed
+   * opened to it, or one made to follow the peer's (not told: switches must not echo).
+   */
+  set(url: string, mode: LinkMode, followingPeer = false): void {
     const link = this.links.get(url);
     if (!link || link.mode === mode) return;
     link.mode = mode;
     link.changedAt = Date.now();
-    this.options.logger.debug({ peer: url, mode }, 'link mode changed');
+    if (followingPeer) this.toTell.delete(url);
+    else this.toTell.set(url, mode);
+    this.options.logger.debug({ peer: url, mode, followingPeer }, 'link mode changed');
     this.options.onSwitch(url, mode);
+  }
+
+  /** The switch to tell the peer with the feed being opened to it, if this node made one since the last feed. */
+  takeSwitchToTell(url: string): LinkMode | undefined {
+    const mode = this.toTell.get(url);
+    this.toTell.delete(url);
+    return mode;
   }
 
   /** An eager line was applied: a line of copies only prunes the link. */
@@ -105,13 +117,10 @@ export class LinkModes {
     this.arm();
   }
 
-  /** A follower opened a feed of us: when it switched mode since its last one, our link to it follows (link-policy.ts). */
-  followerFeed(url: string, mode: LinkMode): void {
-    const before = this.followerModes.get(url);
-    this.followerModes.set(url, mode);
-    if (before === undefined || before === mode) return;
-    const next = followSwitch(this.options.params, this.links.get(url), mode, Date.now());
-    if (next !== undefined) this.set(url, next);
+  /** A follower told, opening a feed of us, that it switched its link to us: ours follows (link-policy.ts). */
+  followerSwitched(url: string, mode: LinkMode): void {
+    const next = followSwitch(this.options.params, this.links, url, mode);
+    if (next !== undefined) this.set(url, next, true);
   }
 
   async stop(): Promise<void> {

@@ -3,9 +3,9 @@
 // A follower pulls full cards (an eager link, a feed of cards) from the followed peers that bring it first copies,
 // and only digests (a lazy link, a feed of digests) from the others. An eager link that brings nothing but copies
 // is pruned; a digest whose version has not come by an eager link within the grace is fetched from the peer that
-// announced it, and that link is grafted. A peer whose follower switches its feed of it follows the switch (Plumtree's
-// PRUNE and GRAFT messages, which pull form carries in the follower's requests), so eager links go both ways and form
-// a tree: each change crosses to a node about once.
+// announced it, and that link is grafted. A node tells each of its own switches with the next feed it opens
+// (Plumtree's PRUNE and GRAFT messages, carried in pull form by the follower's request), and the peer's link to it
+// follows, so eager links go both ways and form a tree: each change crosses to a node about once.
 import type { FollowParams } from './follow-policy.js';
 
 export type LinkMode = 'eager' | 'lazy';
@@ -16,7 +16,10 @@ export interface LinkState {
   changedAt: number;
 }
 
-/** What one line of an eager link brought. */
+/**
+ * What one line of an eager link brought. Only lines pushed as changes are stored count: the first line of a feed
+ * (and any page with more behind it) is a catch-up, a pull of what the follower has not seen, not a push.
+ */
 export interface LineFacts {
   /** Cards in the line. */
   cards: number;
@@ -36,16 +39,20 @@ export function pruneAfterLine(params: FollowParams, links: ReadonlyMap<string, 
 }
 
 /**
- * A follower switched its feed of this node (its own prune or graft): this node's link to that follower, when it
- * follows it, takes the same mode. A switch to lazy is always followed (both sides stop sending cards on that
- * link); a switch to eager only when this side has not switched within graftDampingMs, so two nodes that decided
- * opposite things at the same moment settle (both lazy) rather than swap modes for ever. Returns the new mode, or
- * undefined for no change.
+ * A follower told, with the first feed it opened after its own prune or graft, that it switched its link to this
+ * node (Plumtree's PRUNE and GRAFT messages): this node's link to that follower, when it follows it, takes the same
+ * mode, so eager links go both ways. Only a node's own decisions are told, never a switch made to follow a peer's,
+ * so switches do not echo back and forth; two nodes that decided opposite things at the same moment each follow the
+ * other's and settle. A prune that would leave this node without an eager link is not followed (a node keeps one:
+ * the peer's own changes then come by digest, and a graft repairs the link). Returns the new mode, or undefined.
  */
-export function followSwitch(params: FollowParams, own: LinkState | undefined, followerMode: LinkMode, nowMs: number): LinkMode | undefined {
+export function followSwitch(params: FollowParams, links: ReadonlyMap<string, LinkState>, url: string, followerMode: LinkMode): LinkMode | undefined {
+  const own = links.get(url);
   if (!params.lazyLinks || own === undefined || own.mode === followerMode) return undefined;
-  if (followerMode === 'lazy') return 'lazy';
-  return nowMs - own.changedAt >= params.graftDampingMs ? 'eager' : undefined;
+  if (followerMode === 'eager') return 'eager';
+  let eager = 0;
+  for (const link of links.values()) if (link.mode === 'eager') eager++;
+  return eager >= 2 ? 'lazy' : undefined;
 }
 
 /** When a version a lazy link announced, and that is not held, is fetched if it has still not come. */

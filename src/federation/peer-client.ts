@@ -66,6 +66,8 @@ export interface FetchOptions {
   announce?: boolean;
   /** A feed of digests (a lazy link, 1.2 section 6.2) rather than of cards. */
   digests?: boolean;
+  /** This node's own switch of its link to the peer, told with this feed (1.2 section 7.2): lazy a prune, eager a graft. */
+  linkSwitch?: 'eager' | 'lazy';
 }
 
 /** Fetches pull pages from peers over undici, bounded in connect, header and body time and in bytes. */
@@ -225,6 +227,7 @@ export class PeerClient {
       'x-agentmesh-node-id': this.identity.nodeId,
     };
     if (this.identity.publicUrl && options.announce !== false) headers['x-agentmesh-node-url'] = this.identity.publicUrl;
+    if (options.linkSwitch) headers['x-agentmesh-link-switch'] = options.linkSwitch === 'lazy' ? 'prune' : 'graft';
     return headers;
   }
 

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { RejectionCode } from '../card/index.js';
 import type { PeerRow, Store } from '../store/index.js';
 import { splitDigests } from '../card/digest.js';
-import type { LineFacts } from './link-policy.js';
+import type { LineFacts, LinkMode } from './link-policy.js';
 import { PageApplier, type PreparedPage, type PullState } from './page-applier.js';
 import { PeerClient, PullFailure, type PulledPage } from './peer-client.js';
 import type { CardVerifier } from './verifier.js';
@@ -57,6 +57,7 @@ export interface LinkObserver {
   lineApplied(url: string, line: LineFacts): void;
   announced(url: string, digests: readonly Buffer[]): void;
   answeredWithCards(url: string): void;
+  takeSwitchToTell(url: string): LinkMode | undefined;
 }
 
 
@@ -206,11 +207,13 @@ export class PeerPuller {
   private async followFeed(peer: PeerRow, report: PeerReport, signal: AbortSignal, waitMs: number, onOpen?: () => void): Promise<number> {
     const state: PullState = { since: peer.high_water, knownNodeId: peer.node_id };
     const digests = this.options.links?.asksDigests(peer.url) ?? false;
+    // This node's own prune or graft since the last feed, told with this one (1.2 section 7.2).
+    const linkSwitch = this.options.links?.takeSwitchToTell(peer.url);
     let waitMaxMs = 0;
     for (;;) {
       let restart = false;
       const answer = await this.options.client
-        .openFeed(peer.url, state.since, this.options.pageLimit, signal, { waitMs, seed: peer.source === 'seed', digests }, async (page) => {
+        .openFeed(peer.url, state.since, this.options.pageLimit, signal, { waitMs, seed: peer.source === 'seed', digests, linkSwitch }, async (page) => {
           const prepared = this.pages.prepare(page);
           if (report.pages === 0) {
             waitMaxMs = page.wait_max_ms ?? 0;
@@ -227,7 +230,10 @@ export class PeerPuller {
           if (!links) return;
           if (page.digests !== undefined) links.announced(peer.url, splitDigests(page.digests));
           else if (digests && page.agents.length > 0) links.answeredWithCards(peer.url);
-          else if (page.agents.length > 0) links.lineApplied(peer.url, { cards: page.agents.length, firstCopies: report.applied - before.applied });
+          // A catch-up (the feed's first line, or a page with more behind it) is not a push: it prunes nothing.
+          else if (page.agents.length > 0 && before.pages > 0 && !page.has_more) {
+            links.lineApplied(peer.url, { cards: page.agents.length, firstCopies: report.applied - before.applied });
+          }
         })
         .catch((error: unknown) => {
           if (restart) return null;

@@ -91,6 +91,7 @@ export class SyncWorker {
         lineApplied: (url, line) => this.links.lineApplied(url, line),
         announced: (url, digests) => this.links.announced(url, digests),
         answeredWithCards: (url) => this.links.answeredWithCards(url),
+        takeSwitchToTell: (url) => this.links.takeSwitchToTell(url),
       },
       onPeersLearned: () => {
         this.follow.refresh();
@@ -194,9 +195,9 @@ export class SyncWorker {
     this.links.set(url, mode);
   }
 
-  /** A follower (recorded as itself) opened a feed of us, asking cards (eager) or digests (lazy). */
-  followerFeed(url: string, mode: LinkMode): void {
-    this.links.followerFeed(url, mode);
+  /** A follower (recorded as itself) told, opening a feed of us, that it pruned (lazy) or grafted (eager) its link to us. */
+  followerSwitched(url: string, mode: LinkMode): void {
+    this.links.followerSwitched(url, mode);
   }
 
   liveLinks(): Array<{ url: string; state: LiveLinkState }> {

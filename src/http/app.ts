@@ -29,13 +29,13 @@ export interface AppOptions {
   liveLinks?: () => ReadonlyArray<{ url: string; state: string }>;
   /** The mode of each followed peer's link (1.2 section 7.2), shown in GET /federation/peers. */
   linkModes?: () => ReadonlyMap<string, string>;
-  /** Told of every feed a follower (a known peer) opens, and whether it asks digests (1.2 section 7.2). */
-  onFollowerFeed?: (url: string, mode: 'eager' | 'lazy') => void;
+  /** A follower told, opening a feed, that it pruned (lazy) or grafted (eager) its link to us (1.2 section 7.2). */
+  onFollowerSwitch?: (url: string, mode: 'eager' | 'lazy') => void;
   /** Writes per client per minute (PROTOCOL.md section 8, 429 `rate_limited`); none when absent. */
   writeLimiter?: WriteRateLimiter;
 }
 
-export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, pulls, onPeerLearned, onPeerAnnounced, followedPeers, liveLinks, linkModes, onFollowerFeed, writeLimiter }: AppOptions): Express {
+export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, pulls, onPeerLearned, onPeerAnnounced, followedPeers, liveLinks, linkModes, onFollowerSwitch, writeLimiter }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -74,7 +74,7 @@ export function createApp({ store, maxClockSkewMs, publicUrl, logger, metrics, p
       followedPeers,
       liveLinks,
       linkModes,
-      onFollowerFeed,
+      onFollowerSwitch,
     }),
   );
   app.use(webRouter({ store, logger }));

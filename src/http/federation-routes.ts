@@ -23,8 +23,8 @@ export interface FederationRouterOptions {
   liveLinks?: () => ReadonlyArray<{ url: string; state: string }>;
   /** The mode of each followed peer's link (1.2 section 7.2): shown in each peer row as `link_mode`. */
   linkModes?: () => ReadonlyMap<string, string>;
-  /** Told of every feed opened by a follower recorded as itself, and whether it asks digests (1.2 section 7.2). */
-  onFollowerFeed?: (url: string, mode: 'eager' | 'lazy') => void;
+  /** A follower recorded as itself told, opening a feed, that it pruned (lazy) or grafted (eager) its link to us (1.2 section 7.2). */
+  onFollowerSwitch?: (url: string, mode: 'eager' | 'lazy') => void;
 }
 
 function describePeer(row: PeerRow, liveLink: string | undefined, followed: boolean, linkMode: string | undefined) {
@@ -61,7 +61,7 @@ export const MAX_FETCH_DIGESTS = 64;
 /** A failing peer that announces itself is tried again at most this often. */
 const EXPEDITE_GAP_MS = 1_000;
 
-export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearned, onPeerAnnounced, followedPeers, liveLinks, linkModes, onFollowerFeed }: FederationRouterOptions): Router {
+export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearned, onPeerAnnounced, followedPeers, liveLinks, linkModes, onFollowerSwitch }: FederationRouterOptions): Router {
   const router = Router();
 
   router.get('/federation/pull', async (req, res) => {
@@ -74,7 +74,9 @@ export function federationRouter({ store, pulls, publicUrl, logger, onPeerLearne
     const gzip = req.get('accept-encoding') !== undefined && req.acceptsEncodings('gzip', 'identity') === 'gzip';
     const announced = recordAnnouncedPeer(req.get('x-agentmesh-node-url'));
     const follower = echoFilter(announced, req.get('x-agentmesh-node-id'));
-    if (continuous && follower !== undefined) onFollowerFeed?.(follower, digests ? 'lazy' : 'eager');
+    // A switch is told with a feed in its new mode (a prune with digests, a graft with cards); any other is ignored.
+    const told = req.get('x-agentmesh-link-switch');
+    if (continuous && follower !== undefined && told === (digests ? 'prune' : 'graft')) onFollowerSwitch?.(follower, digests ? 'lazy' : 'eager');
     try {
       await pulls.answer({ since, limit, waitMs, gzip, follower, continuous, digests }, res);
     } catch (error) {
