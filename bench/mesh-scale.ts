@@ -181,6 +181,8 @@ export async function run(options: ScaleOptions): Promise<BenchResult> {
     for (const intervalMs of options.intervals) {
       for (const size of options.sizes) {
         const measured = await measure(size, intervalMs, options, dir);
+        // Each mesh's figures as soon as it is measured: a later mesh that fails loses only itself.
+        log('mesh-scale', `figures: ${JSON.stringify(measured.figures)}`);
         Object.assign(figures, measured.figures);
         targets.push(...measured.targets);
       }

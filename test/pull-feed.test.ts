@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { get, type IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import type { RunningNode } from '../src/node.js';
-import { BulkSigner, bulkCards } from './helpers/bulk-cards.js';
+import { bigCard, bulkCards } from './helpers/bulk-cards.js';
 import { eventually, freePort, heldVersions, newAgent, postJson, storeCards, testNodes } from './helpers/index.js';
 import { nonReadingPull, pull } from './helpers/pull-requests.js';
 import { pullParams, testPeer } from './helpers/peer-server.js';
@@ -53,18 +53,6 @@ function openFeed(node: RunningNode, query: string) {
     },
     close: () => request.destroy(),
   };
-}
-
-/** A card of about 12 KB: a long description and 20 described skills. */
-function bigCard(i: number) {
-  const fields = {
-    name: `big agent ${i}`,
-    version: '1.0.0',
-    endpoint: `https://big-${i}.example/a2a`,
-    description: `agent ${i} `.padEnd(1000, 'd'),
-    skills: Array.from({ length: 20 }, (_, j) => ({ name: `skill ${j}`, description: `skill ${j} of ${i} `.padEnd(500, 's') })),
-  };
-  return new BulkSigner().sign(fields, Date.now() - 1000);
 }
 
 async function register(at: RunningNode): Promise<string> {

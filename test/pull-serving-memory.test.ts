@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { canonicalize } from '../src/card/index.js';
 import { largestPageBytes } from '../src/federation/pull.js';
 import type { RunningNode } from '../src/node.js';
-import { BulkSigner } from './helpers/bulk-cards.js';
+import { bigCard } from './helpers/bulk-cards.js';
 import { eventually, startTestNode, storeCards, tempDir } from './helpers/index.js';
 import { nonReadingPull, rawGet, slowPull } from './helpers/pull-requests.js';
 
@@ -15,18 +15,6 @@ const CARDS = 700;
 /** Short, so the test does not wait a minute; the slow reader below takes several times as long to read its page. */
 const STALL_MS = 2_000;
 const FULL_PAGE = '/federation/pull?since=0&limit=1000';
-
-/** A card of about 12 KB: a long description and 20 described skills. */
-function bigCard(i: number) {
-  const fields = {
-    name: `big agent ${i}`,
-    version: '1.0.0',
-    endpoint: `https://big-${i}.example/a2a`,
-    description: `agent ${i} `.padEnd(1000, 'd'),
-    skills: Array.from({ length: 20 }, (_, j) => ({ name: `skill ${j}`, description: `skill ${j} of ${i} `.padEnd(500, 's') })),
-  };
-  return new BulkSigner().sign(fields, Date.now() - 1000);
-}
 
 const dir = tempDir();
 let node: RunningNode;

@@ -36,8 +36,23 @@ export interface MeshOptions {
 }
 
 export async function startMesh(options: MeshOptions): Promise<Mesh> {
-  const ports = await Promise.all(Array.from({ length: options.size }, () => freePort()));
-  const proxies = await Promise.all(ports.map((port) => CountingProxy.start(port)));
+  // Ports for the nodes, none of them taken by a proxy: a proxy on an ephemeral port could be given a port picked for
+  // a node that has not bound it yet (run G of BENCHMARKS.md section 15 lost its sixth mesh so).
+  const ports: number[] = [];
+  while (ports.length < options.size) {
+    const port = await freePort();
+    if (!ports.includes(port)) ports.push(port);
+  }
+  const proxies: CountingProxy[] = [];
+  for (const port of ports) {
+    let proxy = await CountingProxy.start(port);
+    while (ports.includes(proxy.port)) {
+      const taken = proxy;
+      proxy = await CountingProxy.start(port);
+      await taken.close();
+    }
+    proxies.push(proxy);
+  }
   const publicUrls = proxies.map((p) => p.url);
   const nodes = ports.map((port, i) => {
     const parent = options.seedOf ? options.seedOf(i) : i - 1;

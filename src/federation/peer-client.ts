@@ -2,6 +2,7 @@ import { Agent, request, type buildConnector } from 'undici';
 import {
   describeTransportError,
   fetchAnswerSchema,
+  parseAnswer,
   parseContinuation,
   parsePage,
   PullFailure,
@@ -208,16 +209,9 @@ export class PeerClient {
       clearTimeout(deadline);
       lifetime.removeEventListener('abort', onLifetimeAbort);
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      throw new PullFailure('the fetch answer is not JSON');
-    }
-    const parsed = fetchAnswerSchema.safeParse(json);
-    if (!parsed.success) throw new PullFailure('the fetch answer is not a list of cards');
-    if (parsed.data.agents.length > digests.length) throw new PullFailure('the fetch answer holds more cards than digests asked');
-    return parsed.data.agents;
+    const { agents } = parseAnswer(text, fetchAnswerSchema, 'the fetch answer', 'a list of cards');
+    if (agents.length > digests.length) throw new PullFailure('the fetch answer holds more cards than digests asked');
+    return agents;
   }
 
   private headers(options: FetchOptions, accept: string): Record<string, string> {

@@ -102,39 +102,42 @@ export async function readGzipBounded(body: AsyncIterable<Buffer> & NodeJS.Reada
   return Buffer.concat(chunks, decoded).toString('utf8');
 }
 
-export function parsePage(text: string, limit: number): PulledPage {
+/**
+ * Parses text as JSON and checks it against a schema; anything else fails the pull, saying what it should have been
+ * (`subject` is not `kind`) and the first thing wrong.
+ */
+export function parseAnswer<T extends z.ZodType>(text: string, schema: T, subject: string, kind: string): z.infer<T> {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
-    throw new PullFailure('the response is not JSON');
+    throw new PullFailure(`${subject} is not JSON`);
   }
-  const parsed = pageSchema.safeParse(json);
+  const parsed = schema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new PullFailure(`the response is not a pull page: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? ''}`);
+    throw new PullFailure(`${subject} is not ${kind}: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? ''}`);
   }
-  if (parsed.data.agents.length > limit) throw new PullFailure(`the page holds more than the ${limit} cards asked for`);
-  if ((parsed.data.digests?.length ?? 0) > limit * DIGEST_CHARS) throw new PullFailure(`the page holds more than the ${limit} digests asked for`);
   return parsed.data;
+}
+
+/** Cards and digests within the limit the follower asked (sections 6 and 6.2). */
+function checkLimit(page: { agents: unknown[]; digests?: string }, limit: number, what: string): void {
+  if (page.agents.length > limit) throw new PullFailure(`${what} holds more than the ${limit} cards asked for`);
+  if ((page.digests?.length ?? 0) > limit * DIGEST_CHARS) throw new PullFailure(`${what} holds more than the ${limit} digests asked for`);
+}
+
+export function parsePage(text: string, limit: number): PulledPage {
+  const page = parseAnswer(text, pageSchema, 'the response', 'a pull page');
+  checkLimit(page, limit, 'the page');
+  return page;
 }
 
 /** A later line, read as the page it continues: the identity and the times of the feed's first line. */
 export function parseContinuation(text: string, limit: number, first: PulledPage): PulledPage {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new PullFailure('a feed line is not JSON');
-  }
-  const parsed = continuationSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new PullFailure(`a feed line is not a page: ${issue?.path.join('.') || 'line'}: ${issue?.message ?? ''}`);
-  }
-  if (parsed.data.agents.length > limit) throw new PullFailure(`a feed line holds more than the ${limit} cards asked for`);
-  if ((parsed.data.digests?.length ?? 0) > limit * DIGEST_CHARS) throw new PullFailure(`a feed line holds more than the ${limit} digests asked for`);
-  const { agents, digests, peers, next_since, has_more } = parsed.data;
+  const line = parseAnswer(text, continuationSchema, 'a feed line', 'a page');
+  checkLimit(line, limit, 'a feed line');
+  const { agents, digests, peers, next_since, has_more } = line;
   return { ...first, agents, digests, peers: peers ?? [], next_since, has_more: has_more ?? false };
 }
 

@@ -39,3 +39,15 @@ export function bulkCards(n: number, aroundMs = Date.now(), prefix = 'bulk'): Si
   }
   return cards;
 }
+
+/** A card of about 12 KB: a long description and 20 described skills (pages and feed lines of many MB). */
+export function bigCard(i: number): SignedCard {
+  const fields = {
+    name: `big agent ${i}`,
+    version: '1.0.0',
+    endpoint: `https://big-${i}.example/a2a`,
+    description: `agent ${i} `.padEnd(1000, 'd'),
+    skills: Array.from({ length: 20 }, (_, j) => ({ name: `skill ${j}`, description: `skill ${j} of ${i} `.padEnd(500, 's') })),
+  };
+  return new BulkSigner().sign(fields, Date.now() - 1000);
+}
